@@ -1,0 +1,36 @@
+# Quick start:  make demo   (set up + pretrain the tiny model on the bundled corpus)
+#               make test   (set up + run every test, notebooks included)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test lab notebooks export lint
+
+setup: $(STAMP)
+
+# Re-install only when the pinned requirements change; a second run reuses the environment.
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $(STAMP)
+
+demo: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash code/pretrain.sh
+
+test: setup
+	$(PY) -m pytest
+
+lab: setup
+	$(VENV)/bin/jupyter lab chapters/
+
+# Maintainers: re-run every chapter to refresh stored outputs, then regenerate the script.
+notebooks: setup
+	$(PY) tools/execute.py
+	$(PY) tools/export.py
+
+export: setup
+	$(PY) tools/export.py
+
+lint: setup
+	$(VENV)/bin/ruff check .

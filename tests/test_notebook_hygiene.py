@@ -1,0 +1,59 @@
+"""Every notebook is stored as a learner would see it after a fresh top-to-bottom run."""
+
+import re
+
+import nbformat
+import pytest
+
+from conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "chapters").rglob("*.ipynb"))
+NOTEBOOKS = [p for p in NOTEBOOKS if ".ipynb_checkpoints" not in p.parts]
+
+
+def test_chapters_are_numbered_in_order():
+    names = [p.name for p in NOTEBOOKS if p.parent.name == "chapters"]
+    assert names and all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", n) for n in names)
+    numbers = [int(n[:2]) for n in names]
+    assert numbers == list(range(len(numbers)))
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def notebook(request):
+    return nbformat.read(request.param, as_version=4)
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_kernelspec_is_python3(notebook):
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_execution_counts_are_1_to_n(notebook):
+    counts = [c.execution_count for c in code_cells(notebook)]
+    assert counts == list(range(1, len(counts) + 1))
+
+
+def test_no_stored_errors(notebook):
+    for cell in code_cells(notebook):
+        assert all(o.output_type != "error" for o in cell.outputs), cell.source[:80]
+
+
+def test_cells_do_not_end_with_a_semicolon_or_use_magics_or_pip(notebook):
+    for cell in code_cells(notebook):
+        assert not cell.source.rstrip().endswith(";"), cell.source[:80]
+        assert not re.search(r"^\s*[%!]", cell.source, re.M), cell.source[:80]
+
+
+def test_skipped_cells_say_why(notebook):
+    for cell in code_cells(notebook):
+        if "NBVAL_SKIP" in cell.source:
+            assert re.search(r"NBVAL_SKIP\s*[:(-].{10,}", cell.source), cell.source[:80]
+
+
+def test_markdown_credits_and_skeleton(notebook):
+    text = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    for heading in ("目标", "自检", "练习", "小结"):
+        assert heading in text, f"chapter skeleton misses {heading}"

@@ -1,0 +1,44 @@
+"""Run notebooks top to bottom in a fresh kernel and store their outputs in place.
+
+    python tools/execute.py                         # every chapter notebook
+    python tools/execute.py chapters/03_data.ipynb  # only these
+
+The kernel gets the same environment as the tests (root conftest.py), so the stored outputs are
+what strict nbval will compare against. Each notebook's wall time is printed.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from conftest import KERNEL_ENV  # noqa: E402
+
+
+def execute(path: Path) -> float:
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=1200, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbformat.write(nb, path)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    args = parser.parse_args()
+    os.environ.update(KERNEL_ENV)
+    paths = args.notebooks or sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    for path in paths:
+        print(f"{path}: {execute(path):.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
