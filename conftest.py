@@ -6,6 +6,8 @@ notebooks run CPU-only, offline, and without progress bars whose rates change fr
 """
 
 import os
+import sys
+from pathlib import Path
 
 KERNEL_ENV = {
     "CUDA_VISIBLE_DEVICES": "",  # CPU only, as on a classroom laptop and in CI
@@ -15,12 +17,13 @@ KERNEL_ENV = {
     "DS_ACCELERATOR": "cpu",  # DeepSpeed's CPU accelerator
     "TOKENIZERS_PARALLELISM": "false",
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # also switches off transformers' bars
     "TQDM_DISABLE": "1",
-    "WANDB_MODE": "offline",
-    "MPLBACKEND": "Agg",  # scripts draw to files; notebooks switch to inline themselves
     "PYTHONHASHSEED": "0",
 }
 os.environ.update(KERNEL_ENV)
+# `python`, `torchrun` and `deepspeed` in subprocesses are this environment's.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 
 def pytest_collection_modifyitems(items):

@@ -1,8 +1,579 @@
-# GENERATED from chapters/*.ipynb by tools/export.py: edit the notebooks, not this file.
+# GENERATED from chapters/*.ipynb by tools/export.py: edit the notebooks instead.
+r"""Pretrain a causal language model (Qwen2 architecture) with the Hugging Face Trainer.
+
+    python code/pretrain.py                        # tiny Qwen2, bundled corpus, CPU, ~1 minute
+    torchrun --nproc_per_node 2 code/pretrain.py   # the same job in 2 processes (DDP)
+    bash code/pretrain.sh                          # DeepSpeed ZeRO-2 on every visible GPU
+    bash code/pretrain.sh --config_name Qwen/Qwen2.5-1.5B --tokenizer_name Qwen/Qwen2.5-1.5B \
+        --train_files data/*.jsonl --block_size 2048 --bf16 true --per_device_train_batch_size 4
+
+Every `TrainingArguments` flag works as well. Rerunning the same command resumes from the newest
+complete checkpoint in --output_dir. Generated from chapters/01-05 by tools/export.py: edit the
+notebooks, not this file.
+"""
+import glob
+import json
+import logging
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.compute as pc
+import torch
+from datasets import Dataset, IterableDataset, load_dataset
+from matplotlib.figure import Figure
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    HfArgumentParser,
+    PreTrainedModel,
+    Trainer,
+    TrainingArguments,
+    default_data_collator,
+    set_seed,
+)
 
 
+# ---- chapters/01_config.ipynb, cell 3 ----
+def project_root() -> Path:
+    """The course root, the folder that holds `assets/`, `chapters/` and `code/`.
+
+    From the script this is the parent of `code/`; in a notebook (no `__file__`) it is the parent
+    of the working directory `chapters/`.
+    """
+    here = Path(globals()["__file__"]) if "__file__" in globals() else Path.cwd() / "notebook"
+    return here.resolve().parent.parent
 
 
+ASSETS_DIR = project_root() / "assets"
+QWEN_CONFIG_DIR = ASSETS_DIR / "qwen2.5-1.5b"  # the published Qwen2.5-1.5B config.json
+TINY_CONFIG_DIR = ASSETS_DIR / "tiny-qwen2"  # same architecture, 4.2M parameters
+TOKENIZER_DIR = ASSETS_DIR / "tokenizer"  # byte-level BPE, 4,096 tokens
+CORPUS_FILE = ASSETS_DIR / "corpus" / "seq_monkey_sample.jsonl"
+
+
+# ---- chapters/02_model.ipynb, cell 3 ----
+def load_tokenizer(name_or_path: str | Path, trust_remote_code: bool = False):
+    """Load a tokenizer by Hub name or local folder with `AutoTokenizer`."""
+    return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+
+
+# ---- chapters/02_model.ipynb, cell 10 ----
+def build_model(
+    config_name: str | Path | None = None,
+    model_name_or_path: str | Path | None = None,
+    dtype: torch.dtype = torch.float32,
+    trust_remote_code: bool = False,
+) -> PreTrainedModel:
+    """A causal LM: pretrained weights if `model_name_or_path`, else fresh from `config_name`.
+
+    `dtype` is explicit on purpose: transformers 5 builds in the config's dtype (bf16 for Qwen2.5)
+    and loads pretrained weights with `dtype="auto"`; mixed precision wants fp32 master weights.
+    """
+    if model_name_or_path:
+        return AutoModelForCausalLM.from_pretrained(
+            model_name_or_path, dtype=dtype, trust_remote_code=trust_remote_code
+        )
+    config = AutoConfig.from_pretrained(config_name, trust_remote_code=trust_remote_code)
+    return AutoModelForCausalLM.from_config(
+        config, dtype=dtype, trust_remote_code=trust_remote_code
+    )
+
+
+# ---- chapters/03_data.ipynb, cell 3 ----
+def load_corpus(
+    train_files: list[str | Path], streaming: bool = False
+) -> Dataset | IterableDataset:
+    """Load JSON-lines files with one `{"text": ...}` per line as a single `train` split."""
+    return load_dataset("json", data_files=[str(f) for f in train_files], split="train",
+                        streaming=streaming)
+
+
+# ---- chapters/03_data.ipynb, cell 8 ----
+def tokenize_function(examples: dict, tokenizer) -> dict:
+    """Tokenize a batch of documents and end each with EOS, so documents stay apart once packed.
+
+    Qwen-style tokenizers add no BOS/EOS themselves; without the EOS the model would read the
+    end of one document straight into the start of the next.
+    """
+    ids = tokenizer(examples["text"], add_special_tokens=False)["input_ids"]
+    return {"input_ids": [doc + [tokenizer.eos_token_id] for doc in ids]}
+
+
+# ---- chapters/03_data.ipynb, cell 13 ----
+def group_texts(examples: dict, block_size: int) -> dict:
+    """Concatenate tokenized documents and cut them into full blocks of `block_size` tokens.
+
+    The tail that does not fill a block is dropped; `labels` copy `input_ids` because the model
+    shifts them inside its loss.
+    """
+    concatenated = [token for doc in examples["input_ids"] for token in doc]
+    n_full = len(concatenated) // block_size * block_size
+    blocks = [concatenated[i : i + block_size] for i in range(0, n_full, block_size)]
+    return {"input_ids": blocks, "labels": [list(block) for block in blocks]}
+
+
+# ---- chapters/03_data.ipynb, cell 16 ----
+def prepare_lm_dataset(
+    raw_ds: Dataset, tokenizer, block_size: int, num_proc: int | None = None,
+    batch_size: int = 1000,
+) -> tuple[Dataset, dict]:
+    """Tokenize (EOS after every document) and pack into blocks; return blocks and a packing report.
+
+    `group_texts` sees `batch_size` documents at a time, so up to one partial block per map batch
+    is dropped: the report says how many tokens that was.
+    """
+    tokenized_ds = raw_ds.map(
+        tokenize_function, batched=True, batch_size=batch_size, num_proc=num_proc,
+        remove_columns=raw_ds.column_names, fn_kwargs={"tokenizer": tokenizer}, desc="tokenize",
+    )
+    lm_ds = tokenized_ds.map(
+        group_texts, batched=True, batch_size=batch_size, num_proc=num_proc,
+        fn_kwargs={"block_size": block_size}, desc=f"pack into blocks of {block_size}",
+    )
+    tokens_in = pc.sum(pc.list_value_length(tokenized_ds.data.column("input_ids"))).as_py() or 0
+    tokens_kept = lm_ds.num_rows * block_size
+    return lm_ds, {
+        "documents": raw_ds.num_rows,
+        "tokens_in": tokens_in,
+        "tokens_kept": tokens_kept,
+        "tokens_dropped": tokens_in - tokens_kept,
+        "dropped_percent": round(100 * (tokens_in - tokens_kept) / max(tokens_in, 1), 3),
+        "blocks": lm_ds.num_rows,
+        "block_size": block_size,
+        "map_batch_size": batch_size,
+        "eos_id": tokenizer.eos_token_id,
+    }
+
+
+# ---- chapters/04_trainer.ipynb, cell 17 ----
+def lm_metrics(loss: float, bytes_per_token: float) -> dict:
+    """Perplexity and bits per byte from a mean cross-entropy `loss` in nats per token.
+
+    Bits per byte divides by the bytes each token stands for, so it compares across tokenizers.
+    """
+    return {
+        "loss": loss,
+        "perplexity": math.exp(min(loss, 50.0)),
+        "bits_per_byte": loss / math.log(2) / bytes_per_token,
+    }
+
+
+# ---- chapters/04_trainer.ipynb, cell 18 ----
+def bytes_per_token(lm_ds: Dataset, tokenizer) -> float:
+    """UTF-8 bytes of text per token in packed blocks (special tokens count as 0 bytes)."""
+    blocks = lm_ds[:]["input_ids"]
+    texts = tokenizer.batch_decode(blocks, skip_special_tokens=True)
+    return sum(len(t.encode("utf-8")) for t in texts) / sum(len(ids) for ids in blocks)
+
+
+# ---- chapters/04_trainer.ipynb, cell 21 ----
+def plot_loss_curve(log_history: list[dict], path: str | Path, title: str = "") -> None:
+    """Draw train and eval loss against the optimizer step from `trainer.state.log_history`."""
+    train = [(h["step"], h["loss"]) for h in log_history if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h]
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals, strict=True), "o-", label="eval loss")
+    ax.set(xlabel="optimizer step", ylabel="cross-entropy (nats/token)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+# ---- chapters/05_script.ipynb, cell 5 ----
+@dataclass
+class ModelArguments:
+    """Which model to train and how its weights are held."""
+
+    config_name: str | None = field(
+        default=str(TINY_CONFIG_DIR),
+        metadata={"help": "Config (Hub name or folder) of a model trained from scratch."},
+    )
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Pretrained weights to continue pretraining; overrides --config_name."},
+    )
+    tokenizer_name: str = field(
+        default=str(TOKENIZER_DIR), metadata={"help": "Tokenizer (Hub name or folder)."}
+    )
+    dtype: str = field(
+        default="float32",
+        metadata={"help": "dtype of the weights; keep float32 and add --bf16 true for mixed "
+                  "precision.", "choices": ["float32", "bfloat16", "float16"]},
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={"help": "Run Python code shipped with the model repository (Qwen2 needs none)."},
+    )
+
+
+# ---- chapters/05_script.ipynb, cell 6 ----
+@dataclass
+class DataTrainingArguments:
+    """Which corpus to read and how to cut it into training blocks."""
+
+    train_files: list[str] = field(
+        default_factory=lambda: [str(CORPUS_FILE)],
+        metadata={"help": "JSON-lines files (or globs) with one {\"text\": ...} per line."},
+    )
+    block_size: int = field(default=128, metadata={"help": "Tokens per training sequence."})
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for tokenization (datasets `num_proc`)."}
+    )
+    validation_split_percentage: float = field(
+        default=5.0, metadata={"help": "Percent of the blocks held out for evaluation (0: none)."}
+    )
+    streaming: bool = field(
+        default=False, metadata={"help": "Read the corpus as a stream (corpora that don't fit)."}
+    )
+
+
+# ---- chapters/05_script.ipynb, cell 8 ----
+# Defaults of the bundled tiny CPU job; every one can be overridden on the command line.
+TRAINING_DEFAULTS = dict(
+    output_dir="runs/pretrain-tiny",
+    per_device_train_batch_size=16,
+    per_device_eval_batch_size=16,
+    learning_rate=1e-3,
+    lr_scheduler_type="cosine",
+    warmup_steps=20,
+    weight_decay=0.1,
+    num_train_epochs=1,
+    logging_steps=10,
+    eval_strategy="steps",
+    eval_steps=50,
+    save_steps=50,
+    save_total_limit=2,
+    report_to="none",
+    seed=42,
+    disable_tqdm=True,
+    use_cpu=not torch.cuda.is_available(),  # also what makes multi-process CPU runs distributed
+)
+
+
+# ---- chapters/05_script.ipynb, cell 10 ----
+class UsageError(Exception):
+    """Bad input on the command line or in the files it names: one line, exit status 2."""
+
+
+class ArgumentParser(HfArgumentParser):
+    """`HfArgumentParser` whose errors raise `UsageError` instead of printing the whole usage."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+# ---- chapters/05_script.ipynb, cell 11 ----
+def parse_args(argv: list[str] | None = None):
+    """Model, data and training arguments from the command line, on the tiny-job defaults."""
+    parser = ArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
+    parser.set_defaults(**TRAINING_DEFAULTS)
+    try:
+        return parser.parse_args_into_dataclasses(args=argv)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"--deepspeed: the config is not valid JSON ({err})") from err
+    except (ValueError, OSError) as err:
+        raise UsageError(str(err).splitlines()[0]) from err
+
+
+# ---- chapters/05_script.ipynb, cell 16 ----
+def expand_train_files(patterns: list[str]) -> list[str]:
+    """Expand globs; refuse what is missing, a directory or empty; drop exact duplicates."""
+    files = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise UsageError(f"--train_files: {pattern!r} matches no file")
+        for path in matches:
+            if os.path.isdir(path):
+                raise UsageError(f"--train_files: {path} is a directory, not a JSON-lines file")
+            if not os.path.isfile(path):
+                raise UsageError(f"--train_files: {path} does not exist")
+            if os.path.getsize(path) == 0:
+                raise UsageError(f"--train_files: {path} is empty")
+            if path not in files:
+                files.append(path)
+    return files
+
+
+# ---- chapters/05_script.ipynb, cell 18 ----
+def find_bad_record(path: str) -> str | None:
+    """The first line of a JSON-lines file that is not UTF-8, not JSON or has no "text" field."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return f"{path}:{lineno}: not valid UTF-8 (byte {err.start} of the line)"
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                return f"{path}:{lineno}: not valid JSON ({err.msg}, column {err.colno})"
+            if not isinstance(record, dict) or "text" not in record:
+                return f"{path}:{lineno}: a record without a \"text\" field"
+    return None
+
+
+# ---- chapters/05_script.ipynb, cell 19 ----
+def load_train_data(train_files: list[str], streaming: bool) -> Dataset | IterableDataset:
+    """`load_corpus`, with a broken file reported as the file, line and problem."""
+    try:
+        raw_ds = load_corpus(train_files, streaming=streaming)
+        if streaming:
+            if "text" not in next(iter(raw_ds)):
+                raise KeyError("text")
+        else:  # Arrow keeps the bytes of a string as they are: check that they are UTF-8
+            raw_ds.data.column("text").validate(full=True)
+    except Exception as err:  # datasets and Arrow raise several exception types for a bad file
+        problem = next(filter(None, map(find_bad_record, train_files)), None)
+        raise UsageError(problem or f"--train_files: {str(err).splitlines()[0]}") from err
+    return raw_ds
+
+
+# ---- chapters/05_script.ipynb, cell 22 ----
+def keep_text_records(raw_ds: Dataset | IterableDataset) -> Dataset | IterableDataset:
+    """Drop records whose `text` is null, not a string, or empty."""
+    return raw_ds.filter(lambda batch: [isinstance(t, str) and t != "" for t in batch["text"]],
+                         batched=True)
+
+
+# ---- chapters/05_script.ipynb, cell 24 ----
+def check_model_fits(model, tokenizer, block_size: int) -> None:
+    """The tokenizer's ids and the block length must fit the model."""
+    config = model.config
+    if len(tokenizer) > config.vocab_size:
+        raise UsageError(f"--tokenizer_name: the tokenizer has {len(tokenizer):,} tokens but the "
+                         f"model's vocab_size is {config.vocab_size:,}")
+    if block_size > config.max_position_embeddings:
+        raise UsageError(f"--block_size {block_size} exceeds the model's max_position_embeddings "
+                         f"({config.max_position_embeddings})")
+    if block_size < 2:
+        raise UsageError(f"--block_size must be at least 2, got {block_size}")
+
+
+# ---- chapters/05_script.ipynb, cell 27 ----
+STREAM_EVAL_BLOCKS = 64  # streamed corpora: the first blocks are held out for evaluation
+
+
+def build_datasets(raw_ds, tokenizer, data_args, seed: int):
+    """Packed train and eval blocks plus the packing report (map-style or streamed)."""
+    if data_args.streaming:
+        blocks = (keep_text_records(raw_ds)
+                  .map(tokenize_function, batched=True, remove_columns=["text"],
+                       fn_kwargs={"tokenizer": tokenizer})
+                  .map(group_texts, batched=True, fn_kwargs={"block_size": data_args.block_size}))
+        n_eval = STREAM_EVAL_BLOCKS if data_args.validation_split_percentage > 0 else 0
+        eval_ds = Dataset.from_list(list(blocks.take(n_eval))) if n_eval else None
+        report = {"streaming": True, "block_size": data_args.block_size,
+                  "eos_id": tokenizer.eos_token_id, "eval_blocks": n_eval}
+        return blocks.skip(n_eval), eval_ds, report
+    kept = keep_text_records(raw_ds)
+    lm_ds, report = prepare_lm_dataset(kept, tokenizer, data_args.block_size,
+                                       num_proc=data_args.preprocessing_num_workers)
+    report["skipped_records"] = raw_ds.num_rows - kept.num_rows
+    if lm_ds.num_rows < 2:
+        raise UsageError(f"--train_files: {report['tokens_in']:,} tokens make {lm_ds.num_rows} "
+                         f"block(s) of {data_args.block_size}; at least 2 are needed")
+    if data_args.validation_split_percentage <= 0:
+        return lm_ds, None, report
+    split = lm_ds.train_test_split(test_size=data_args.validation_split_percentage / 100, seed=seed)
+    return split["train"], split["test"], report
+
+
+# ---- chapters/05_script.ipynb, cell 30 ----
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+# What a run of this script writes into --output_dir, besides checkpoint-N folders.
+OUTPUT_NAMES = {
+    "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+    "tokenizer_config.json", "chat_template.jinja", "training_args.bin", "trainer_state.json",
+    "train_results.json", "eval_results.json", "all_results.json", "packing_report.json",
+    "loss_curve.png", "runs",
+}
+
+
+# ---- chapters/05_script.ipynb, cell 31 ----
+def is_complete_checkpoint(path: Path) -> bool:
+    """True once the Trainer wrote `trainer_state.json`, the last file of every checkpoint."""
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return state.get("global_step") == int(CHECKPOINT_RE.match(path.name).group(1))
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> tuple[Path | None, list[Path]]:
+    """The newest complete checkpoint in `output_dir`, and the incomplete ones newer than it."""
+    folders = [p for p in Path(output_dir).glob("checkpoint-*") if CHECKPOINT_RE.match(p.name)]
+    folders.sort(key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1)), reverse=True)
+    skipped = []
+    for folder in folders:
+        if is_complete_checkpoint(folder):
+            return folder, skipped
+        skipped.append(folder)
+    return None, skipped
+
+
+# ---- chapters/05_script.ipynb, cell 34 ----
+def run_is_complete(output_dir: str | Path, checkpoint: Path, training_args) -> bool:
+    """True when `checkpoint` is the last step of this run and its final results were saved."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    planned = training_args.max_steps if training_args.max_steps > 0 else state["max_steps"]
+    return state["global_step"] >= planned and (Path(output_dir) / "all_results.json").exists()
+
+
+# ---- chapters/05_script.ipynb, cell 36 ----
+def check_output_dir(output_dir: str | Path) -> None:
+    """Refuse an output folder that holds anything this script did not write."""
+    path = Path(output_dir)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--output_dir: {path} exists and is not a directory")
+    foreign = sorted(p.name for p in path.glob("*")
+                     if p.name not in OUTPUT_NAMES and not CHECKPOINT_RE.match(p.name))
+    if foreign:
+        raise UsageError(f"--output_dir: {path} holds files this script did not write "
+                         f"({', '.join(foreign[:3])}); choose an empty or new directory")
+
+
+# ---- chapters/05_script.ipynb, cell 40 ----
+logger = logging.getLogger("pretrain")
+
+
+def log_batch_arithmetic(training_args, n_train: int | None, block_size: int) -> None:
+    """Log world size, effective batch, tokens per optimizer step and the number of steps."""
+    args = training_args
+    per_step = args.world_size * args.per_device_train_batch_size * args.gradient_accumulation_steps
+    logger.info("world size %d x per-device batch %d x grad accumulation %d = %d sequences "
+                "x %d tokens = %s tokens per optimizer step", args.world_size,
+                args.per_device_train_batch_size, args.gradient_accumulation_steps, per_step,
+                block_size, f"{per_step * block_size:,}")
+    if args.max_steps > 0:
+        total = args.max_steps
+    else:
+        total = math.ceil(math.ceil(n_train / (args.world_size * args.per_device_train_batch_size))
+                          / args.gradient_accumulation_steps * args.num_train_epochs)
+    logger.info("train blocks %s, optimizer steps %s",
+                "streamed" if n_train is None else f"{n_train:,}", f"{total:,}")
+
+
+# ---- chapters/05_script.ipynb, cell 43 ----
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_model_and_tokenizer(model_args):
+    """The tokenizer and model named by the arguments; a name that does not load is a UsageError."""
+    trust = model_args.trust_remote_code
+    try:
+        tokenizer = load_tokenizer(model_args.tokenizer_name, trust_remote_code=trust)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--tokenizer_name: cannot load {model_args.tokenizer_name!r} "
+                         f"({str(err).splitlines()[0]})") from err
+    pretrained = model_args.model_name_or_path
+    flag, name = ("--model_name_or_path", pretrained) if pretrained else (
+        "--config_name", model_args.config_name)
+    try:
+        model = build_model(config_name=model_args.config_name, model_name_or_path=pretrained,
+                            dtype=DTYPES[model_args.dtype], trust_remote_code=trust)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{flag}: cannot load {name!r} ({str(err).splitlines()[0]})") from err
+    return model, tokenizer
+
+
+# ---- chapters/05_script.ipynb, cell 45 ----
+def save_results(trainer: Trainer, result, eval_ds, tokenizer, report: dict, title: str) -> dict:
+    """Save model, tokenizer, metrics, packing report and loss curve; return all metrics."""
+    trainer.save_model()
+    trainer.save_metrics("train", result.metrics)
+    trainer.save_state()
+    metrics = dict(result.metrics)
+    if eval_ds is not None:
+        eval_metrics = trainer.evaluate()
+        extra = lm_metrics(eval_metrics["eval_loss"], bytes_per_token(eval_ds, tokenizer))
+        eval_metrics["eval_perplexity"] = extra["perplexity"]
+        eval_metrics["eval_bits_per_byte"] = extra["bits_per_byte"]
+        trainer.save_metrics("eval", eval_metrics)  # also merged into all_results.json
+        metrics.update(eval_metrics)
+    if trainer.is_world_process_zero():
+        out = Path(trainer.args.output_dir)
+        (out / "packing_report.json").write_text(json.dumps(report, indent=2) + "\n")
+        plot_loss_curve(trainer.state.log_history, out / "loss_curve.png", title=title)
+    return metrics
+
+
+def log_results(metrics: dict, output_dir: str) -> None:
+    """Log the final eval numbers and where the run's files are."""
+    if "eval_loss" in metrics:
+        logger.info("eval loss %.4f | perplexity %.2f | bits per byte %.4f", metrics["eval_loss"],
+                    metrics["eval_perplexity"], metrics["eval_bits_per_byte"])
+    logger.info("model, tokenizer, metrics and loss_curve.png are in %s", output_dir)
+
+
+# ---- chapters/05_script.ipynb, cell 47 ----
+def train(argv: list[str] | None = None) -> dict:
+    """The whole job: parse, check the inputs, build model and data, train, evaluate, save."""
+    model_args, data_args, training_args = parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        level=logging.INFO if training_args.should_log else logging.WARNING)
+    check_output_dir(training_args.output_dir)
+    train_files = expand_train_files(data_args.train_files)
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise UsageError("--streaming needs --max_steps: a stream has no length to count epochs by")
+    if data_args.validation_split_percentage <= 0 and training_args.eval_strategy != "no":
+        raise UsageError("--validation_split_percentage 0 leaves nothing to evaluate: "
+                         "add --eval_strategy no")
+    resume, skipped = last_complete_checkpoint(training_args.output_dir)
+    for folder in skipped:
+        logger.warning("skipping incomplete checkpoint %s (a save was interrupted)", folder)
+    if resume and run_is_complete(training_args.output_dir, resume, training_args):
+        logger.info("the run finished at %s: nothing to do", resume.name)
+        metrics = json.loads((Path(training_args.output_dir) / "all_results.json").read_text())
+        log_results(metrics, training_args.output_dir)
+        return metrics
+    if model_args.trust_remote_code:
+        logger.warning("--trust_remote_code is on: Python code from the model repository will run")
+
+    set_seed(training_args.seed)  # the same initial weights in every process and every run
+    model, tokenizer = load_model_and_tokenizer(model_args)
+    check_model_fits(model, tokenizer, data_args.block_size)
+    with training_args.main_process_first(desc="tokenize and pack the corpus"):
+        raw_ds = load_train_data(train_files, data_args.streaming)
+        train_ds, eval_ds, report = build_datasets(raw_ds, tokenizer, data_args, training_args.seed)
+    logger.info("model: %.2fM parameters in %s | packing: %s", model.num_parameters() / 1e6,
+                model.dtype, report)
+    log_batch_arithmetic(training_args, None if data_args.streaming else train_ds.num_rows,
+                         data_args.block_size)
+    if resume:
+        logger.info("resuming from %s", resume)
+
+    trainer = Trainer(model=model, args=training_args, train_dataset=train_ds,
+                      eval_dataset=eval_ds, processing_class=tokenizer,
+                      data_collator=default_data_collator)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    metrics = save_results(trainer, result, eval_ds, tokenizer, report,
+                           title=Path(model_args.model_name_or_path or model_args.config_name).name)
+    log_results(metrics, training_args.output_dir)
+    return metrics
+
+
+# ---- chapters/05_script.ipynb, cell 49 ----
+def main(argv: list[str] | None = None) -> None:
+    """Run `train`; bad input ends in one `pretrain.py: error: ...` line and exit status 2."""
+    try:
+        train(argv)
+    except UsageError as err:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"pretrain.py: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 if __name__ == "__main__":
     main()

@@ -23,7 +23,8 @@ def test_qwen25_config_has_the_published_parameter_count():
     config, model = meta_model(ASSETS / "qwen2.5-1.5b")
     total = sum(p.numel() for p in model.parameters())
     embedding = model.get_input_embeddings().weight.numel()
-    assert (config.hidden_size, config.num_hidden_layers, config.intermediate_size) == (1536, 28, 8960)
+    assert config.hidden_size == 1536 and config.intermediate_size == 8960
+    assert config.num_hidden_layers == 28
     assert (config.num_attention_heads, config.num_key_value_heads) == (12, 2)
     assert config.vocab_size == 151_936 and config.tie_word_embeddings
     assert total == 1_543_714_304
@@ -81,14 +82,16 @@ def test_tokenizer_is_qwen_style(tiny_tokenizer):
     tok = tiny_tokenizer
     assert len(tok) == 4096
     assert tok.eos_token == tok.pad_token == "<|endoftext|>"
-    assert tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_start|>", "<|im_end|>"]) == [4093, 4094, 4095]
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    assert tok.convert_tokens_to_ids(specials) == [4093, 4094, 4095]
     assert tok.bos_token is None
     text = "小明有12个苹果。Hello, world!\n"
     ids = tok(text)["input_ids"]
     assert tok.eos_token_id not in ids  # no EOS is added by default, as in Qwen2.5
     assert tok.decode(ids) == text
     assert tok.decode(tok("🦙 ünïcödé")["input_ids"]) == "🦙 ünïcödé"  # byte level: nothing unknown
-    chars_per_token = len("".join(["九九八十一。"] * 20)) / len(tok("九九八十一。" * 20)["input_ids"])
+    text = "九九八十一。" * 20
+    chars_per_token = len(text) / len(tok(text)["input_ids"])
     assert chars_per_token > 1.5  # merges learned from the corpus
 
 

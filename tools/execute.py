@@ -8,7 +8,6 @@ what strict nbval will compare against. Each notebook's wall time is printed.
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from conftest import KERNEL_ENV  # noqa: E402
+import conftest  # noqa: E402,F401  (sets the tests' environment for the kernels)
 
 
 def execute(path: Path) -> float:
@@ -34,7 +33,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path)
     args = parser.parse_args()
-    os.environ.update(KERNEL_ENV)
     paths = args.notebooks or sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
     for path in paths:
         print(f"{path}: {execute(path):.1f} s", flush=True)

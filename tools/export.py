@@ -3,9 +3,9 @@
     python tools/export.py           # regenerate code/pretrain.py
     python tools/export.py --check   # exit 1 when code/pretrain.py does not match the notebooks
 
-Imports from all exported cells are gathered once at the top (after the module docstring, which
-comes from the cell that defines `main()`); each cell keeps a provenance marker naming its
-notebook and cell, so a reader of the script knows where to edit.
+Imports from all exported cells are merged and sorted once at the top, after the module docstring
+(which comes from the cell that defines `main()`); each cell keeps a provenance marker naming
+its notebook and cell, so a reader of the script knows where to edit.
 """
 
 import argparse
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 SCRIPT = ROOT / "code" / "pretrain.py"
 MARK = "#| export"
-HEADER = "# GENERATED from chapters/*.ipynb by tools/export.py: edit the notebooks, not this file.\n"
+HEADER = "# GENERATED from chapters/*.ipynb by tools/export.py: edit the notebooks instead.\n"
 FOOTER = '\n\nif __name__ == "__main__":\n    main()\n'
 
 
@@ -35,22 +35,55 @@ def exported_cells(chapters: Path = CHAPTERS) -> list[tuple[str, int, str]]:
     return cells
 
 
-def split_cell(source: str) -> tuple[str | None, list[str], str]:
-    """Split a cell into (module docstring, top-level import lines, the rest)."""
+def split_cell(source: str) -> tuple[str | None, list[ast.stmt], str]:
+    """Split a cell into (module docstring, top-level import statements, the rest)."""
     tree = ast.parse(source)
     lines = source.splitlines()
-    docstring, drop = None, set()
+    docstring, imports, drop = None, [], set()
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            drop.update(range(node.lineno - 1, node.end_lineno))
-        elif (node is tree.body[0] and isinstance(node, ast.Expr)
-              and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            imports.append(node)
+        elif node is tree.body[0] and isinstance(node, ast.Expr) and isinstance(
+            node.value, ast.Constant
+        ) and isinstance(node.value.value, str):
             docstring = ast.get_source_segment(source, node)
-            drop.update(range(node.lineno - 1, node.end_lineno))
-    imports = ["\n".join(lines[n.lineno - 1:n.end_lineno]) for n in tree.body
-               if isinstance(n, (ast.Import, ast.ImportFrom))]
+        else:
+            continue
+        drop.update(range(node.lineno - 1, node.end_lineno))
     body = "\n".join(line for k, line in enumerate(lines) if k not in drop).strip("\n")
     return docstring, imports, body
+
+
+def from_import(module: str, names: list[str]) -> str:
+    line = f"from {module} import {', '.join(names)}"
+    if len(line) <= 100:
+        return line
+    return f"from {module} import (\n" + "".join(f"    {n},\n" for n in names) + ")"
+
+
+def import_block(nodes: list[ast.stmt]) -> str:
+    """One sorted import line per module, standard library first (isort style)."""
+    plain, names = set(), {}
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            plain.update(ast.unparse(ast.Import(names=[alias])) for alias in node.names)
+        else:
+            names.setdefault(node.module, set()).update(
+                a.name + (f" as {a.asname}" if a.asname else "") for a in node.names
+            )
+    lines = list(plain) + [from_import(module, sorted(ns)) for module, ns in names.items()]
+
+    def module(line: str) -> str:
+        return line.split()[1]
+
+    def key(line: str) -> tuple:
+        return (module(line).split(".")[0] not in sys.stdlib_module_names, line.startswith("from"),
+                module(line))
+
+    lines.sort(key=key)
+    stdlib = [line for line in lines if not key(line)[0]]
+    third = [line for line in lines if key(line)[0]]
+    return "\n\n".join("\n".join(group) for group in (stdlib, third) if group)
 
 
 def render(chapters: Path = CHAPTERS) -> str:
@@ -58,12 +91,10 @@ def render(chapters: Path = CHAPTERS) -> str:
     for name, index, source in exported_cells(chapters):
         doc, cell_imports, body = split_cell(source)
         docstring = docstring or doc
-        imports += [imp for imp in cell_imports if imp not in imports]
+        imports += cell_imports
         parts.append(f"# ---- chapters/{name}, cell {index} ----\n{body}")
-    future = [imp for imp in imports if imp.startswith("from __future__")]
-    rest = [imp for imp in imports if imp not in future]
     head = HEADER + (docstring + "\n" if docstring else "")
-    return head + "\n".join(future + rest) + "\n\n\n" + "\n\n\n".join(parts) + FOOTER
+    return head + import_block(imports) + "\n\n\n" + "\n\n\n".join(parts) + FOOTER
 
 
 def main() -> None:

@@ -82,7 +82,8 @@ def word_problem_zh(rng: random.Random) -> str:
     a, b = rng.randint(2, 60), rng.randint(1, 40)
     if rng.random() < 0.5:
         return (f"{name}原来有{a}{unit}{thing}，后来又得到了{b}{unit}。"
-                f"问：{name}现在一共有多少{unit}{thing}？答：{a}+{b}={a + b}，一共有{a + b}{unit}。")
+                f"问：{name}现在一共有多少{unit}{thing}？"
+                f"答：{a}+{b}={a + b}，一共有{a + b}{unit}。")
     a += b
     return (f"{name}有{a}{unit}{thing}，送给同学{b}{unit}。"
             f"问：{name}还剩多少{unit}{thing}？答：{a}-{b}={a - b}，还剩{a - b}{unit}。")
@@ -92,7 +93,8 @@ def word_problem_en(rng: random.Random) -> str:
     name, thing = rng.choice(NAMES_EN), rng.choice(THINGS_EN)
     a, b = rng.randint(2, 12), rng.randint(2, 12)
     return (f"{name} has {a} bags with {b} {thing} in each bag. "
-            f"How many {thing} does {name} have? {a} x {b} = {a * b}, so {name} has {a * b} {thing}.")
+            f"How many {thing} does {name} have? "
+            f"{a} x {b} = {a * b}, so {name} has {a * b} {thing}.")
 
 
 def times_table_zh(rng: random.Random) -> str:
@@ -113,7 +115,8 @@ def date_fact_zh(rng: random.Random) -> str:
 
 def date_fact_en(rng: random.Random) -> str:
     day = datetime.date(2000, 1, 1) + datetime.timedelta(days=rng.randint(0, 12000))
-    return f"{day.isoformat()} was a {day.strftime('%A')}, day {day.timetuple().tm_yday} of the year."
+    weekday, yday = day.strftime("%A"), day.timetuple().tm_yday
+    return f"{day.isoformat()} was a {weekday}, day {yday} of the year."
 
 
 def unit_fact_zh(rng: random.Random) -> str:
@@ -127,7 +130,8 @@ def diary_zh(rng: random.Random) -> str:
     lo = round(8 - 12 * math.cos(2 * math.pi * (day.month - 1) / 12)) + rng.randint(-5, 5)
     weather = rng.choice([w for w in WEATHER_ZH if lo <= 0 or w != "小雪"])
     return (f"{day.month}月{day.day}日，{rng.choice(CITIES_ZH)}，{weather}，"
-            f"气温{lo}到{lo + rng.randint(3, 12)}度。{rng.choice(NAMES_ZH)}去{rng.choice(PLACES_ZH)}"
+            f"气温{lo}到{lo + rng.randint(3, 12)}度。"
+            f"{rng.choice(NAMES_ZH)}去{rng.choice(PLACES_ZH)}"
             f"{rng.choice(ACTIONS_ZH)}，回来以后{rng.choice(FEELINGS_ZH)}。")
 
 

@@ -68,7 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     files = saved_files(train())
     if args.check:
-        stale = [n for n, data in files.items() if not (OUT / n).exists() or (OUT / n).read_bytes() != data]
+        stale = [name for name, data in files.items()
+                 if not (OUT / name).exists() or (OUT / name).read_bytes() != data]
         if stale:
             sys.exit(f"{OUT} is stale ({', '.join(stale)}): run python tools/train_tokenizer.py")
         return

@@ -1,0 +1,160 @@
+"""Interrupted runs: SIGKILL at any moment, rerun the same command, get the same losses."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+
+SCRIPT = ROOT / "code" / "pretrain.py"
+ARGS = ["--max_steps", "12", "--per_device_train_batch_size", "8", "--logging_steps", "1",
+        "--save_steps", "3", "--save_total_limit", "3", "--eval_strategy", "no",
+        "--warmup_steps", "2"]
+
+
+def command(out) -> list[str]:
+    return [sys.executable, str(SCRIPT), "--output_dir", str(out), *ARGS]
+
+
+def losses(out) -> list[tuple[int, float]]:
+    state = json.loads((out / "trainer_state.json").read_text())
+    return [(h["step"], h["loss"]) for h in state["log_history"] if "loss" in h]
+
+
+def finish(out) -> str:
+    done = subprocess.run(command(out), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full") / "run"
+    finish(out)
+    return losses(out)
+
+
+def kill_when(out, ready, delay: float = 0.0) -> None:
+    """Start the run and SIGKILL it `delay` seconds after `ready(out)` holds."""
+    proc = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not ready(out) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(delay)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def has(name):
+    return lambda out: (out / name).exists()
+
+
+@pytest.mark.parametrize("moment", ["early", "mid-epoch", "during a save", "after a save"])
+def test_killed_run_resumes_with_the_uninterrupted_losses(moment, uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    ready, delay = {
+        "early": (lambda out: True, 4.0),  # while the model and the data are being prepared
+        "mid-epoch": (has("checkpoint-3/trainer_state.json"), 0.3),  # between two saves
+        "during a save": (has("checkpoint-6/model.safetensors"), 0.0),
+        "after a save": (has("checkpoint-9/trainer_state.json"), 0.0),
+    }[moment]
+    kill_when(out, ready, delay)
+    if moment == "during a save":  # make sure the newest folder is a half-written one
+        newest = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        (newest / "trainer_state.json").unlink(missing_ok=True)
+    log = finish(out)
+    if moment == "during a save":
+        assert "skipping incomplete checkpoint" in log
+    assert losses(out) == uninterrupted
+
+
+def test_complete_checkpoints_are_the_only_ones_resumed(tmp_path, pretrain):
+    for step, state in [(4, {"global_step": 4}), (8, None), (12, "truncated")]:
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if state == "truncated":
+            (folder / "trainer_state.json").write_text('{"global_step": 1')
+        elif state:
+            (folder / "trainer_state.json").write_text(json.dumps(state))
+    (tmp_path / "checkpoint-x").mkdir()
+    resume, skipped = pretrain.last_complete_checkpoint(tmp_path)
+    assert resume.name == "checkpoint-4"
+    assert [p.name for p in skipped] == ["checkpoint-12", "checkpoint-8"]
+    assert pretrain.last_complete_checkpoint(tmp_path / "missing") == (None, [])
+
+
+def test_finished_run_rerun_changes_nothing(uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    finish(out)
+    before = (out / "model.safetensors").read_bytes()
+    finish(out)
+    assert losses(out) == uninterrupted
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_notebook_path_and_script_agree(tmp_path, pretrain):
+    """Chapter 04's calls and the script's give the same first batch and the same losses."""
+    import torch
+    from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
+
+    seed, steps = 42, 4
+    tokenizer = pretrain.load_tokenizer(pretrain.TOKENIZER_DIR)
+    lm_ds, _ = pretrain.prepare_lm_dataset(pretrain.load_corpus([pretrain.CORPUS_FILE]),
+                                           tokenizer, 128)
+    split = lm_ds.train_test_split(test_size=0.05, seed=seed)
+    set_seed(seed)
+    model = pretrain.build_model(config_name=pretrain.TINY_CONFIG_DIR, dtype=torch.float32)
+    args = TrainingArguments(output_dir=str(tmp_path / "nb"), per_device_train_batch_size=16,
+                             learning_rate=1e-3, lr_scheduler_type="cosine", warmup_steps=2,
+                             weight_decay=0.1, max_steps=steps, logging_steps=1, seed=seed,
+                             use_cpu=True, report_to="none", save_strategy="no",
+                             disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=split["train"],
+                      processing_class=tokenizer, data_collator=default_data_collator)
+    first_batch = next(iter(trainer.get_train_dataloader()))["input_ids"]
+    trainer.train()
+    notebook = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+
+    out = tmp_path / "script"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--output_dir", str(out), "--max_steps", str(steps),
+         "--logging_steps", "1", "--warmup_steps", "2", "--eval_strategy", "no",
+         "--save_strategy", "no"], capture_output=True, text=True, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert losses(out) == notebook
+    script_args = pretrain.parse_args(["--output_dir", str(tmp_path / "x")])
+    train_ds, _, _ = pretrain.build_datasets(pretrain.load_corpus([pretrain.CORPUS_FILE]),
+                                             tokenizer, script_args[1], seed)
+    script_trainer = Trainer(model=model, args=args, train_dataset=train_ds,
+                             data_collator=default_data_collator)
+    script_batch = next(iter(script_trainer.get_train_dataloader()))["input_ids"]
+    assert int(first_batch.sum()) == int(script_batch.sum())
+    assert torch.equal(first_batch, script_batch)
+
+
+STREAM = ["--streaming", "true"]
+
+
+def test_streamed_corpus_resumes_exactly(tmp_path):
+    """A stream has no random access: resume must re-find its position in the stream."""
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    for out in (full, cut):
+        if out is cut:
+            proc = subprocess.Popen(command(out) + STREAM, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            while not (out / "checkpoint-6" / "trainer_state.json").exists():
+                assert proc.poll() is None, "the run ended before it could be killed"
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        done = subprocess.run(command(out) + STREAM, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert losses(cut) == losses(full)
+    report = json.loads((full / "packing_report.json").read_text())
+    assert report["streaming"] is True and report["eval_blocks"] == 64

@@ -1,0 +1,152 @@
+"""Bad input: one `pretrain.py: error: ...` line, exit status 2, nothing on disk touched."""
+
+import json
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from conftest import ASSETS, ROOT
+
+CORPUS = ASSETS / "corpus" / "seq_monkey_sample.jsonl"
+# flags of the launchers and tools that appear on the same command lines
+OTHER_FLAGS = {"--nproc_per_node", "--master_port", "--num_gpus", "--include", "--hostfile",
+               "--check", "--local-dir", "--logdir"}
+
+
+def write(path, data: bytes | str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return str(path)
+
+
+def tiny_config_with_vocab(tmp_path, vocab_size: int) -> str:
+    config = json.loads((ASSETS / "tiny-qwen2" / "config.json").read_text())
+    config.update(vocab_size=vocab_size, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    write(tmp_path / "small_vocab" / "config.json", json.dumps(config))
+    return str(tmp_path / "small_vocab")
+
+
+def corpus(tmp, name, data):
+    return ["--train_files", write(tmp / name, data)]
+
+
+# case: (arguments made in a temporary folder, what the error line must say)
+BAD_INPUTS = {
+    "missing file": (lambda t: ["--train_files", str(t / "nope.jsonl")],
+                     "nope.jsonl does not exist"),
+    "empty file": (lambda t: corpus(t, "empty.jsonl", b""), "empty.jsonl is empty"),
+    "directory": (lambda t: ["--train_files", str(t)], "is a directory"),
+    "glob matching nothing": (lambda t: ["--train_files", str(t / "*.jsonl")], "matches no file"),
+    "malformed JSON line": (lambda t: corpus(t, "bad.jsonl", '{"text": "a"}\n{"text": oops}\n'),
+                            "bad.jsonl:2: not valid JSON"),
+    "no text field": (lambda t: corpus(t, "notext.jsonl", '{"content": "a"}\n'),
+                      'notext.jsonl:1: a record without a "text" field'),
+    "undecodable bytes": (lambda t: corpus(t, "l1.jsonl", '{"text": "café"}\n'.encode("latin-1")),
+                          "l1.jsonl:1: not valid UTF-8"),
+    "corpus smaller than a block": (lambda t: corpus(t, "small.jsonl", '{"text": "你好"}\n'),
+                                    "block(s) of 128; at least 2 are needed"),
+    "block size too long for the model": (lambda t: ["--block_size", "4096"],
+                                          "exceeds the model's max_position_embeddings (2048)"),
+    "tokenizer larger than the model vocab": (
+        lambda t: ["--config_name", tiny_config_with_vocab(t, 1000)],
+        "the tokenizer has 4,096 tokens but the model's vocab_size is 1,000"),
+    "malformed deepspeed config": (lambda t: ["--deepspeed", write(t / "ds.json", "{not json")],
+                                   "--deepspeed: the config is not valid JSON"),
+    "missing deepspeed config": (lambda t: ["--deepspeed", str(t / "none.json")],
+                                 "existing deepspeed config"),
+    "unknown flag": (lambda t: ["--evaluation_strategy", "steps"], "--evaluation_strategy"),
+    "bad dtype": (lambda t: ["--dtype", "int8"], "invalid choice: 'int8'"),
+    "hub name while offline": (lambda t: ["--config_name", "Qwen/Qwen2.5-1.5B"],
+                               "--config_name: cannot load 'Qwen/Qwen2.5-1.5B'"),
+    "streaming without max_steps": (lambda t: ["--streaming", "true"],
+                                    "--streaming needs --max_steps"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_is_one_line_and_leaves_files_alone(case, tmp_path, pretrain, capsys):
+    make_args, expected = BAD_INPUTS[case]
+    out = tmp_path / "out"
+    write(out / "all_results.json", "results of an earlier run")
+    with pytest.raises(SystemExit) as exit_info:
+        pretrain.main(["--output_dir", str(out), *make_args(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("pretrain.py: error: ") and expected in err, err
+    assert (out / "all_results.json").read_text() == "results of an earlier run"
+    assert sorted(p.name for p in out.iterdir()) == ["all_results.json"]
+
+
+def test_output_dir_with_foreign_files_is_refused(tmp_path, pretrain, capsys):
+    write(tmp_path / "notes.txt", "mine")
+    with pytest.raises(SystemExit) as exit_info:
+        pretrain.main(["--output_dir", str(tmp_path), "--max_steps", "1"])
+    assert exit_info.value.code == 2
+    assert "holds files this script did not write (notes.txt)" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_error_from_a_real_process_has_no_traceback(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "code" / "pretrain.py"), "--train_files",
+                           str(tmp_path / "missing.jsonl")], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"pretrain.py: error: --train_files: {tmp_path / 'missing.jsonl'} does not exist")
+
+
+def test_null_and_empty_texts_are_skipped_and_counted(tmp_path, pretrain):
+    from datasets import load_dataset
+
+    lines = [json.dumps({"text": t}) for t in [None, "", 7, "好"]]
+    lines.append(CORPUS.read_text().splitlines()[0])
+    raw = load_dataset("json", data_files=write(tmp_path / "mixed.jsonl", "\n".join(lines)),
+                       split="train")
+    assert pretrain.keep_text_records(raw).num_rows == 2
+
+
+def documented_commands() -> str:
+    """Every command line that shows a user how to call the script, and the notebooks' calls."""
+    texts = [(ROOT / "code" / "pretrain.sh").read_text(), (ROOT / "README.md").read_text(),
+             (ROOT / "assets" / "README.md").read_text(),
+             ast_docstring((ROOT / "code" / "pretrain.py").read_text())]
+    calls = []
+    for nb_path in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")):
+        for cell in nbformat.read(nb_path, as_version=4).cells:
+            if cell.cell_type == "markdown":
+                texts.append(cell.source)
+            elif re.search(r'pretrain\.(py|sh)"|run_script\(', cell.source):
+                calls.append(cell.source)  # a cell that launches the script: all its flags
+    for text in texts:
+        lines = text.replace("\\\n", " ").splitlines()
+        calls += [line for line in lines if re.search(r"pretrain\.(py|sh)", line)]
+    return "\n".join(calls)
+
+
+def ast_docstring(source: str) -> str:
+    import ast
+
+    return ast.get_docstring(ast.parse(source))
+
+
+def test_every_documented_flag_is_accepted_by_the_parser(pretrain):
+    parser = pretrain.ArgumentParser((pretrain.ModelArguments, pretrain.DataTrainingArguments,
+                                      pretrain.TrainingArguments))
+    known = {opt for action in parser._actions for opt in action.option_strings}
+    used = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9_]+", documented_commands()))
+    unknown = sorted(used - known - OTHER_FLAGS)
+    assert not unknown, f"documented but not accepted: {unknown}"
+    assert {"--config_name", "--model_name_or_path", "--tokenizer_name", "--train_files",
+            "--block_size", "--preprocessing_num_workers", "--trust_remote_code"} <= known
+
+
+def test_docstring_example_parses(pretrain):
+    example = ast_docstring((ROOT / "code" / "pretrain.py").read_text()).split("pretrain.sh ")[-1]
+    argv = example.split("\n\n")[0].replace("\\\n", " ").split()
+    argv[argv.index("--train_files") + 1] = str(CORPUS)
+    model_args, data_args, training_args = pretrain.parse_args(argv)
+    assert model_args.config_name == "Qwen/Qwen2.5-1.5B" and data_args.block_size == 2048
+    assert training_args.bf16 and training_args.per_device_train_batch_size == 4
