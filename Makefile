@@ -24,10 +24,11 @@ test: setup
 lab: setup
 	$(VENV)/bin/jupyter lab chapters/
 
-# Maintainers: re-run every chapter to refresh stored outputs, then regenerate the script.
+# Maintainers: regenerate the script, then re-run every chapter from scratch to refresh outputs.
 notebooks: setup
-	$(PY) tools/execute.py
 	$(PY) tools/export.py
+	rm -rf chapters/runs
+	$(PY) tools/execute.py
 
 export: setup
 	$(PY) tools/export.py

@@ -15,6 +15,7 @@ import glob
 import json
 import logging
 import math
+import netrc
 import os
 import re
 import sys
@@ -184,7 +185,8 @@ def plot_loss_curve(log_history: list[dict], path: str | Path, title: str = "") 
         ax.plot(*zip(*evals, strict=True), "o-", label="eval loss")
     ax.set(xlabel="optimizer step", ylabel="cross-entropy (nats/token)", title=title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if train or evals:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -257,6 +259,7 @@ TRAINING_DEFAULTS = dict(
     seed=42,
     disable_tqdm=True,
     use_cpu=not torch.cuda.is_available(),  # also what makes multi-process CPU runs distributed
+    enable_jit_checkpoint=True,  # on SIGTERM: save a checkpoint at the next step, then stop
 )
 
 
@@ -398,7 +401,7 @@ OUTPUT_NAMES = {
     "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
     "tokenizer_config.json", "chat_template.jinja", "training_args.bin", "trainer_state.json",
     "train_results.json", "eval_results.json", "all_results.json", "packing_report.json",
-    "loss_curve.png", "runs",
+    "loss_curve.png", "runs", "wandb",
 }
 
 
@@ -467,6 +470,22 @@ def log_batch_arithmetic(training_args, n_train: int | None, block_size: int) ->
 
 
 # ---- chapters/05_script.ipynb, cell 43 ----
+def prepare_tracking(training_args) -> None:
+    """Without W&B credentials, log offline to output_dir/wandb rather than prompt or fail."""
+    if "wandb" not in training_args.report_to:
+        return
+    os.environ.setdefault("WANDB_DIR", training_args.output_dir)
+    try:
+        logged_in = netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        logged_in = False
+    if not (logged_in or os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE")):
+        os.environ["WANDB_MODE"] = "offline"
+        logger.warning("W&B: no API key found, logging offline to %s/wandb (`wandb sync` later)",
+                       training_args.output_dir)
+
+
+# ---- chapters/05_script.ipynb, cell 45 ----
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -489,7 +508,7 @@ def load_model_and_tokenizer(model_args):
     return model, tokenizer
 
 
-# ---- chapters/05_script.ipynb, cell 45 ----
+# ---- chapters/05_script.ipynb, cell 47 ----
 def save_results(trainer: Trainer, result, eval_ds, tokenizer, report: dict, title: str) -> dict:
     """Save model, tokenizer, metrics, packing report and loss curve; return all metrics."""
     trainer.save_model()
@@ -518,9 +537,12 @@ def log_results(metrics: dict, output_dir: str) -> None:
     logger.info("model, tokenizer, metrics and loss_curve.png are in %s", output_dir)
 
 
-# ---- chapters/05_script.ipynb, cell 47 ----
-def train(argv: list[str] | None = None) -> dict:
-    """The whole job: parse, check the inputs, build model and data, train, evaluate, save."""
+# ---- chapters/05_script.ipynb, cell 49 ----
+def train(argv: list[str] | None = None) -> dict | None:
+    """The whole job: parse, check the inputs, build model and data, train, evaluate, save.
+
+    Returns all metrics, or None when a SIGTERM stopped training early (after a checkpoint).
+    """
     model_args, data_args, training_args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         level=logging.INFO if training_args.should_log else logging.WARNING)
@@ -555,25 +577,33 @@ def train(argv: list[str] | None = None) -> dict:
     if resume:
         logger.info("resuming from %s", resume)
 
+    prepare_tracking(training_args)
     trainer = Trainer(model=model, args=training_args, train_dataset=train_ds,
                       eval_dataset=eval_ds, processing_class=tokenizer,
                       data_collator=default_data_collator)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if trainer.state.global_step < trainer.state.max_steps:  # SIGTERM: a checkpoint was saved
+        logger.warning("stopped at step %d on SIGTERM; rerun the same command to continue",
+                       trainer.state.global_step)
+        return None
     metrics = save_results(trainer, result, eval_ds, tokenizer, report,
                            title=Path(model_args.model_name_or_path or model_args.config_name).name)
     log_results(metrics, training_args.output_dir)
     return metrics
 
 
-# ---- chapters/05_script.ipynb, cell 49 ----
+# ---- chapters/05_script.ipynb, cell 51 ----
 def main(argv: list[str] | None = None) -> None:
-    """Run `train`; bad input ends in one `pretrain.py: error: ...` line and exit status 2."""
+    """Run `train`; bad input ends in one `pretrain.py: error: ...` line and exit status 2,
+    a SIGTERM in exit status 143 once its checkpoint is saved."""
     try:
-        train(argv)
+        metrics = train(argv)
     except UsageError as err:
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"pretrain.py: error: {err}", file=sys.stderr)
         sys.exit(2)
+    if metrics is None:
+        sys.exit(143)
 
 if __name__ == "__main__":
     main()

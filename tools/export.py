@@ -89,7 +89,10 @@ def import_block(nodes: list[ast.stmt]) -> str:
 def render(chapters: Path = CHAPTERS) -> str:
     docstring, imports, parts = None, [], []
     for name, index, source in exported_cells(chapters):
-        doc, cell_imports, body = split_cell(source)
+        try:
+            doc, cell_imports, body = split_cell(source)
+        except SyntaxError as err:
+            sys.exit(f"chapters/{name}, cell {index}: {err.msg} (line {err.lineno} of the cell)")
         docstring = docstring or doc
         imports += cell_imports
         parts.append(f"# ---- chapters/{name}, cell {index} ----\n{body}")

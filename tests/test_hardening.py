@@ -1,0 +1,154 @@
+"""The script under SIGTERM, messy real corpora, no network, and with secrets around."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ASSETS, ROOT
+
+SCRIPT = ROOT / "code" / "pretrain.py"
+CORPUS_LINES = (ASSETS / "corpus" / "seq_monkey_sample.jsonl").read_text().splitlines()
+QUICK = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--eval_strategy", "no",
+         "--save_strategy", "no", "--validation_split_percentage", "0", "--block_size", "32"]
+
+
+def script(*args, env=None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=600, env={**os.environ, **(env or {})},
+                          **kwargs)
+
+
+def losses(out) -> list[tuple[int, float]]:
+    state = json.loads((out / "trainer_state.json").read_text())
+    return [(h["step"], h["loss"]) for h in state["log_history"] if "loss" in h]
+
+
+def test_sigterm_saves_a_checkpoint_and_the_rerun_matches(tmp_path):
+    args = ["--max_steps", "30", "--per_device_train_batch_size", "8", "--logging_steps", "1",
+            "--save_steps", "1000", "--eval_strategy", "no", "--warmup_steps", "2"]
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert script("--output_dir", str(full), *args).returncode == 0
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--output_dir", str(cut), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # wait until training has really started
+        if "'loss'" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    log = proc.stdout.read()
+    assert proc.wait(timeout=120) == 143
+    assert "stopped at step" in log
+    checkpoints = list(cut.glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.json").exists()
+    assert 1 <= int(checkpoints[0].name.split("-")[1]) < 30
+    assert not (cut / "all_results.json").exists(), "a stopped run is not reported as finished"
+    assert script("--output_dir", str(cut), *args).returncode == 0
+    assert losses(cut) == losses(full)
+
+
+def test_two_runs_with_the_same_seed_are_identical(tmp_path):
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        assert script("--output_dir", str(out), *QUICK, "--logging_steps", "1").returncode == 0
+    assert losses(outs[0]) == losses(outs[1]) and len(losses(outs[0])) == 2
+    seeded = tmp_path / "c"
+    assert script("--output_dir", str(seeded), *QUICK, "--logging_steps", "1",
+                  "--seed", "7").returncode == 0
+    assert losses(seeded) != losses(outs[0])
+
+
+def corpus(tmp_path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def jsonl(records) -> str:
+    return "\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n"
+
+
+GOOD = "\n".join(CORPUS_LINES[:60]) + "\n"
+MESSY = {  # name: (file contents, records the packing report must say were skipped)
+    "utf8_bom.jsonl": ("\ufeff" + GOOD, 0),
+    "windows_crlf.jsonl": (GOOD.replace("\n", "\r\n"), 0),
+    "json_array.json": (json.dumps([json.loads(x) for x in CORPUS_LINES[:60]]), 0),
+    "null_and_numbers.jsonl": (GOOD + jsonl([{"text": None}, {"text": 42}, {"text": ["a"]}]), 3),
+    "empty_strings.jsonl": (GOOD + jsonl([{"text": ""}] * 5), 5),
+    "one_10mb_document.jsonl": (jsonl([{"text": "九九八十一。" * 600_000}]), 0),
+    "very_long_lines.jsonl": (jsonl([{"text": "x" * 2_000_000}, {"text": "数" * 300_000}]), 0),
+}
+
+
+@pytest.mark.parametrize("name", MESSY)
+def test_messy_but_valid_corpora_train_and_report_what_was_skipped(name, tmp_path, pretrain):
+    data, skipped = MESSY[name]
+    path = corpus(tmp_path, name, data.encode("utf-8"))
+    out = tmp_path / "out"
+    assert pretrain.train(["--train_files", path, "--output_dir", str(out), *QUICK]) is not None
+    report = json.loads((out / "packing_report.json").read_text())
+    assert report["skipped_records"] == skipped
+    assert report["tokens_in"] == report["tokens_kept"] + report["tokens_dropped"] > 0
+
+
+def test_duplicate_train_files_are_read_once(tmp_path, pretrain):
+    path = corpus(tmp_path, "c.jsonl", GOOD.encode())
+    assert pretrain.expand_train_files([path, path, str(tmp_path / "*.jsonl")]) == [path]
+
+
+def test_a_csv_file_is_a_one_line_error(tmp_path, pretrain, capsys):
+    path = corpus(tmp_path, "data.csv", b"text,label\nhello,1\n")
+    with pytest.raises(SystemExit) as exit_info:
+        pretrain.main(["--train_files", path, "--output_dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    expected = "data.csv:1: not valid JSON (Expecting value, column 1)"
+    assert capsys.readouterr().err.strip().endswith(expected)
+
+
+def test_unreachable_hub_fails_fast_without_offline_mode(tmp_path):
+    env = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0",
+           "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_ETAG_TIMEOUT": "5",
+           "HF_HOME": str(tmp_path / "hf")}  # an empty cache: nothing to fall back on
+    start = time.monotonic()
+    done = script("--config_name", "Qwen/Qwen2.5-1.5B", "--output_dir", str(tmp_path / "out"),
+                  env=env)
+    assert time.monotonic() - start < 60
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "pretrain.py: error: --tokenizer_name" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "pretrain.py: error: --config_name: cannot load 'Qwen/Qwen2.5-1.5B'")
+
+
+def test_wandb_without_login_runs_offline(tmp_path):
+    out = tmp_path / "out"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env = {**clean, "HOME": str(tmp_path), "WANDB_SILENT": "true"}  # no ~/.netrc, no API key
+    done = subprocess.run([sys.executable, str(SCRIPT), "--output_dir", str(out), *QUICK,
+                           "--report_to", "wandb"], capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "logging offline" in done.stderr
+    assert list((out / "wandb").glob("offline-run-*")), "the offline run is kept for `wandb sync`"
+
+
+def test_trust_remote_code_is_off_by_default_and_announced_when_on(tmp_path, pretrain, caplog):
+    model_args = pretrain.parse_args(["--output_dir", str(tmp_path)])[0]
+    assert model_args.trust_remote_code is False
+    with caplog.at_level(logging.WARNING, logger="pretrain"):
+        pretrain.train(["--output_dir", str(tmp_path / "out"), "--trust_remote_code", *QUICK])
+    assert "--trust_remote_code is on" in caplog.text
+
+
+def test_no_secret_from_the_environment_is_printed(tmp_path):
+    secrets = {"HF_TOKEN": "hf_s3cr3tT0k3nValue", "AWS_SECRET_ACCESS_KEY": "aws/s3cr3t+key"}
+    out = tmp_path / "out"
+    done = script("--output_dir", str(out), *QUICK, "--report_to", "tensorboard", env=secrets)
+    assert done.returncode == 0, done.stderr[-3000:]
+    written = done.stdout + done.stderr + "".join(
+        p.read_text(errors="ignore") for p in out.rglob("*") if p.is_file() and p.suffix == ".json")
+    for value in secrets.values():
+        assert value not in written
