@@ -5,7 +5,8 @@ r"""Pretrain a causal language model (Qwen2 architecture) with the Hugging Face 
     torchrun --nproc_per_node 2 code/pretrain.py   # the same job in 2 processes (DDP)
     bash code/pretrain.sh                          # DeepSpeed ZeRO-2 on every visible GPU
     bash code/pretrain.sh --config_name Qwen/Qwen2.5-1.5B --tokenizer_name Qwen/Qwen2.5-1.5B \
-        --train_files data/*.jsonl --block_size 2048 --bf16 true --per_device_train_batch_size 4
+        --train_files data/*.jsonl --block_size 2048 --bf16 true --per_device_train_batch_size 4 \
+        --learning_rate 3e-4 --output_dir runs/qwen2.5-1.5b
 
 Every `TrainingArguments` flag works as well. Rerunning the same command resumes from the newest
 complete checkpoint in --output_dir. Generated from chapters/01-05 by tools/export.py: edit the
@@ -22,6 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
 import pyarrow.compute as pc
 import torch
 from datasets import Dataset, IterableDataset, load_dataset
@@ -165,9 +167,12 @@ def lm_metrics(loss: float, bytes_per_token: float) -> dict:
 
 
 # ---- chapters/04_trainer.ipynb, cell 18 ----
-def bytes_per_token(lm_ds: Dataset, tokenizer) -> float:
-    """UTF-8 bytes of text per token in packed blocks (special tokens count as 0 bytes)."""
-    blocks = lm_ds[:]["input_ids"]
+def bytes_per_token(lm_ds: Dataset, tokenizer, max_blocks: int = 2000) -> float:
+    """UTF-8 bytes of text per token over the first `max_blocks` packed blocks.
+
+    Special tokens count as 0 bytes; the cap keeps this cheap on a large eval split.
+    """
+    blocks = lm_ds.select(range(min(max_blocks, lm_ds.num_rows)))[:]["input_ids"]
     texts = tokenizer.batch_decode(blocks, skip_special_tokens=True)
     return sum(len(t.encode("utf-8")) for t in texts) / sum(len(ids) for ids in blocks)
 
@@ -331,6 +336,8 @@ def find_bad_record(path: str) -> str | None:
 # ---- chapters/05_script.ipynb, cell 19 ----
 def load_train_data(train_files: list[str], streaming: bool) -> Dataset | IterableDataset:
     """`load_corpus`, with a broken file reported as the file, line and problem."""
+    verbosity = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # we report bad files ourselves
     try:
         raw_ds = load_corpus(train_files, streaming=streaming)
         if streaming:
@@ -340,7 +347,11 @@ def load_train_data(train_files: list[str], streaming: bool) -> Dataset | Iterab
             raw_ds.data.column("text").validate(full=True)
     except Exception as err:  # datasets and Arrow raise several exception types for a bad file
         problem = next(filter(None, map(find_bad_record, train_files)), None)
-        raise UsageError(problem or f"--train_files: {str(err).splitlines()[0]}") from err
+        if problem is None:
+            raise  # not the file's fault: keep the real error
+        raise UsageError(problem) from err
+    finally:
+        datasets.logging.set_verbosity(verbosity)
     return raw_ds
 
 
@@ -407,7 +418,12 @@ OUTPUT_NAMES = {
 
 # ---- chapters/05_script.ipynb, cell 31 ----
 def is_complete_checkpoint(path: Path) -> bool:
-    """True once the Trainer wrote `trainer_state.json`, the last file of every checkpoint."""
+    """True once the Trainer wrote `trainer_state.json`, the last file of every checkpoint.
+
+    A SIGTERM save marks its folder with `checkpoint-is-incomplete.txt` until it is done.
+    """
+    if (path / "checkpoint-is-incomplete.txt").exists():
+        return False
     try:
         state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -433,6 +449,16 @@ def run_is_complete(output_dir: str | Path, checkpoint: Path, training_args) -> 
     state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
     planned = training_args.max_steps if training_args.max_steps > 0 else state["max_steps"]
     return state["global_step"] >= planned and (Path(output_dir) / "all_results.json").exists()
+
+
+def check_checkpoint_matches(checkpoint: Path, model) -> None:
+    """Refuse to resume a checkpoint of another model shape into this one."""
+    saved = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
+    keys = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
+    different = [key for key in keys if saved.get(key) != getattr(model.config, key)]
+    if different:
+        raise UsageError(f"--output_dir: {checkpoint} holds another model ({', '.join(different)} "
+                         f"differ); choose a new --output_dir")
 
 
 # ---- chapters/05_script.ipynb, cell 36 ----
@@ -556,17 +582,19 @@ def train(argv: list[str] | None = None) -> dict | None:
     resume, skipped = last_complete_checkpoint(training_args.output_dir)
     for folder in skipped:
         logger.warning("skipping incomplete checkpoint %s (a save was interrupted)", folder)
-    if resume and run_is_complete(training_args.output_dir, resume, training_args):
-        logger.info("the run finished at %s: nothing to do", resume.name)
-        metrics = json.loads((Path(training_args.output_dir) / "all_results.json").read_text())
-        log_results(metrics, training_args.output_dir)
-        return metrics
     if model_args.trust_remote_code:
         logger.warning("--trust_remote_code is on: Python code from the model repository will run")
 
     set_seed(training_args.seed)  # the same initial weights in every process and every run
     model, tokenizer = load_model_and_tokenizer(model_args)
     check_model_fits(model, tokenizer, data_args.block_size)
+    if resume:
+        check_checkpoint_matches(resume, model)
+        if run_is_complete(training_args.output_dir, resume, training_args):
+            logger.info("the run finished at %s: nothing to do", resume.name)
+            metrics = json.loads((Path(training_args.output_dir) / "all_results.json").read_text())
+            log_results(metrics, training_args.output_dir)
+            return metrics
     with training_args.main_process_first(desc="tokenize and pack the corpus"):
         raw_ds = load_train_data(train_files, data_args.streaming)
         train_ds, eval_ds, report = build_datasets(raw_ds, tokenizer, data_args, training_args.seed)
@@ -578,6 +606,10 @@ def train(argv: list[str] | None = None) -> dict | None:
         logger.info("resuming from %s", resume)
 
     prepare_tracking(training_args)
+    if training_args.enable_jit_checkpoint and training_args.world_size > 1:
+        logger.warning("SIGTERM checkpoints are off with %d processes: each would stop at its own "
+                       "step", training_args.world_size)
+        training_args.enable_jit_checkpoint = False
     trainer = Trainer(model=model, args=training_args, train_dataset=train_ds,
                       eval_dataset=eval_ds, processing_class=tokenizer,
                       data_collator=default_data_collator)

@@ -32,3 +32,13 @@ def qwen_tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(QWEN_TOKENIZER)
+
+
+def same_losses(resumed: list[tuple[int, float]], reference: list[tuple[int, float]]) -> bool:
+    """Per-step losses of a resumed run against an uninterrupted one.
+
+    The steps must match exactly and the losses to 1e-6 relative: reloaded weights can sit at
+    other memory alignments, and MKL's CPU kernels may then round differently in the 7th digit.
+    """
+    return [s for s, _ in resumed] == [s for s, _ in reference] and all(
+        abs(a - b) <= 1e-6 * abs(b) for (_, a), (_, b) in zip(resumed, reference, strict=True))

@@ -58,9 +58,11 @@ def check_outputs(out, log: str, world_size: int) -> None:
 @pytest.fixture(scope="module")
 def python_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("python") / "run"
+    tmp = tmp_path_factory.mktemp("tmpdir")
     done = run([sys.executable, str(SCRIPT), "--output_dir", str(out), "--report_to",
-                "tensorboard", *SHORT])
+                "tensorboard", *SHORT], TMPDIR=str(tmp))
     assert done.returncode == 0, done.stderr[-3000:]
+    assert not list(tmp.iterdir()), "no temporary files are left behind"
     return out, done.stdout + done.stderr
 
 
@@ -82,9 +84,12 @@ def test_saved_model_and_tokenizer_load_back(python_run):
 def test_torchrun_two_processes(tmp_path):
     out = tmp_path / "run"
     done = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", "29561", str(SCRIPT), "--output_dir", str(out), *SHORT])
+                "--master_port", "29561", str(SCRIPT), "--output_dir", str(out), "--report_to",
+                "tensorboard", *SHORT])
     assert done.returncode == 0, done.stderr[-3000:]
     check_outputs(out, done.stdout + done.stderr, world_size=2)
+    events = list((out / "runs").rglob("events.out.tfevents.*"))  # ...<host>.<pid>.<n>
+    assert events and len({p.name.split(".")[-2] for p in events}) == 1, "rank 0 logs alone"
 
 
 def test_deepspeed_launcher_two_cpu_processes_from_another_directory(tmp_path):
