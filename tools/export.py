@@ -10,10 +10,9 @@ its notebook and cell, so a reader of the script knows where to edit.
 
 import argparse
 import ast
+import json
 import sys
 from pathlib import Path
-
-import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
@@ -27,10 +26,11 @@ def exported_cells(chapters: Path = CHAPTERS) -> list[tuple[str, int, str]]:
     """(notebook name, cell index, source without the marker) of every export cell, in order."""
     cells = []
     for nb_path in sorted(chapters.glob("[0-9][0-9]_*.ipynb")):
-        nb = nbformat.read(nb_path, as_version=4)
-        for i, cell in enumerate(nb.cells):
-            lines = cell.source.splitlines()
-            if cell.cell_type == "code" and lines and lines[0].strip() == MARK:
+        notebook = json.loads(nb_path.read_text(encoding="utf-8"))  # plain JSON: no Jupyter needed
+        for i, cell in enumerate(notebook["cells"]):
+            source = cell["source"]
+            lines = ("".join(source) if isinstance(source, list) else source).splitlines()
+            if cell["cell_type"] == "code" and lines and lines[0].strip() == MARK:
                 cells.append((nb_path.name, i, "\n".join(lines[1:]).strip("\n")))
     return cells
 
