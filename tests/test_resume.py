@@ -34,10 +34,15 @@ def finish(out) -> str:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("full") / "run"
     finish(out)
-    return losses(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(finished_run):
+    return losses(finished_run)
 
 
 def kill_when(out, ready, delay: float = 0.0) -> None:
@@ -94,13 +99,11 @@ def test_complete_checkpoints_are_the_only_ones_resumed(tmp_path, pretrain):
     assert pretrain.last_complete_checkpoint(tmp_path / "missing") == (None, [])
 
 
-def test_finished_run_rerun_changes_nothing(uninterrupted, tmp_path):
-    out = tmp_path / "run"
-    finish(out)
-    before = (out / "model.safetensors").read_bytes()
-    finish(out)
-    assert losses(out) == uninterrupted
-    assert (out / "model.safetensors").read_bytes() == before
+def test_finished_run_rerun_changes_nothing(finished_run, uninterrupted):
+    before = {p: p.read_bytes() for p in finished_run.rglob("*") if p.is_file()}
+    assert "the run finished at checkpoint-12: nothing to do" in finish(finished_run)
+    after = {p: p.read_bytes() for p in finished_run.rglob("*") if p.is_file()}
+    assert after == before and losses(finished_run) == uninterrupted
 
 
 def test_notebook_path_and_script_agree(tmp_path, pretrain):
