@@ -1,4 +1,5 @@
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,9 @@ def same_losses(resumed: list[tuple[int, float]], reference: list[tuple[int, flo
     """
     return [s for s, _ in resumed] == [s for s, _ in reference] and all(
         abs(a - b) <= 1e-6 * abs(b) for (_, a), (_, b) in zip(resumed, reference, strict=True))
+
+
+def losses(output_dir: Path) -> list[tuple[int, float]]:
+    """(step, train loss) pairs a run logged, from its trainer_state.json."""
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    return [(h["step"], h["loss"]) for h in state["log_history"] if "loss" in h]

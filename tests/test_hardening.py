@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ASSETS, ROOT, same_losses
+from conftest import ASSETS, ROOT, losses, same_losses
 
 SCRIPT = ROOT / "code" / "pretrain.py"
 CORPUS_LINES = (ASSETS / "corpus" / "seq_monkey_sample.jsonl").read_text().splitlines()
@@ -22,11 +22,6 @@ def script(*args, env=None, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=600, env={**os.environ, **(env or {})},
                           **kwargs)
-
-
-def losses(out) -> list[tuple[int, float]]:
-    state = json.loads((out / "trainer_state.json").read_text())
-    return [(h["step"], h["loss"]) for h in state["log_history"] if "loss" in h]
 
 
 def test_sigterm_saves_a_checkpoint_and_the_rerun_matches(tmp_path):

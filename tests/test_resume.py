@@ -10,7 +10,7 @@ import time
 import pytest
 from transformers import AutoModelForCausalLM
 
-from conftest import ROOT, same_losses
+from conftest import ROOT, losses, same_losses
 
 SCRIPT = ROOT / "code" / "pretrain.py"
 ARGS = ["--max_steps", "12", "--per_device_train_batch_size", "8", "--logging_steps", "1",
@@ -20,11 +20,6 @@ ARGS = ["--max_steps", "12", "--per_device_train_batch_size", "8", "--logging_st
 
 def command(out) -> list[str]:
     return [sys.executable, str(SCRIPT), "--output_dir", str(out), *ARGS]
-
-
-def losses(out) -> list[tuple[int, float]]:
-    state = json.loads((out / "trainer_state.json").read_text())
-    return [(h["step"], h["loss"]) for h in state["log_history"] if "loss" in h]
 
 
 def finish(out) -> str:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, losses
 
 SCRIPT = ROOT / "code" / "pretrain.py"
 # A short run: 8 optimizer steps of 4 x 128 tokens, a checkpoint every 4 steps.
@@ -22,11 +22,6 @@ BATCH_LINE = re.compile(r"world size (\d+) x per-device batch (\d+) x grad accum
 def run(cmd: list[str], cwd=ROOT, **env) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900,
                           env={**os.environ, **env}, stdin=subprocess.DEVNULL)
-
-
-def losses(output_dir) -> list[tuple[int, float]]:
-    state = json.loads((output_dir / "trainer_state.json").read_text())
-    return [(h["step"], h["loss"]) for h in state["log_history"] if "loss" in h]
 
 
 def check_outputs(out, log: str, world_size: int) -> None:
