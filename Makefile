@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lab notebooks export lint
+.PHONY: setup demo test lab reset notebooks export lint bench
 
 setup: $(STAMP)
 
@@ -23,6 +23,17 @@ test: setup
 
 lab: setup
 	$(VENV)/bin/jupyter lab chapters/
+
+# Teachers: restore the committed notebooks and delete checkpoints, caches and logs of past runs.
+reset: setup
+	$(PY) tools/reset.py
+
+# The CPU benchmarks of BENCHMARKS.md, one after the other (about 40 minutes on 2 cores).
+bench: setup
+	$(PY) bench/data_prep.py
+	$(PY) bench/trainer_overhead.py
+	$(PY) bench/memory_scale.py
+	$(PY) bench/course_time.py
 
 # Maintainers: regenerate the script, then re-run every chapter from scratch to refresh outputs.
 notebooks: setup

@@ -20,10 +20,13 @@ import netrc
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from datasets import Dataset, IterableDataset, load_dataset
@@ -35,6 +38,7 @@ from transformers import (
     HfArgumentParser,
     PreTrainedModel,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
     default_data_collator,
     set_seed,
@@ -103,41 +107,44 @@ def tokenize_function(examples: dict, tokenizer) -> dict:
     Qwen-style tokenizers add no BOS/EOS themselves; without the EOS the model would read the
     end of one document straight into the start of the next.
     """
-    ids = tokenizer(examples["text"], add_special_tokens=False)["input_ids"]
+    ids = tokenizer(examples["text"], add_special_tokens=False, return_attention_mask=False)
+    ids = ids["input_ids"]
     return {"input_ids": [doc + [tokenizer.eos_token_id] for doc in ids]}
 
 
-# ---- chapters/03_data.ipynb, cell 13 ----
-def group_texts(examples: dict, block_size: int) -> dict:
-    """Concatenate tokenized documents and cut them into full blocks of `block_size` tokens.
-
-    The tail that does not fill a block is dropped; `labels` copy `input_ids` because the model
-    shifts them inside its loss.
-    """
-    concatenated = [token for doc in examples["input_ids"] for token in doc]
-    n_full = len(concatenated) // block_size * block_size
-    blocks = [concatenated[i : i + block_size] for i in range(0, n_full, block_size)]
-    return {"input_ids": blocks, "labels": [list(block) for block in blocks]}
-
-
 # ---- chapters/03_data.ipynb, cell 16 ----
+def pack_blocks(batch: pa.Table, block_size: int) -> pa.Table:
+    """`group_texts` as array work on an Arrow batch (`with_format("arrow")`): the same blocks.
+
+    The batch's token ids are one contiguous array; full blocks are offsets into it, nothing is
+    copied. The tail that does not fill a block is dropped; `labels` are the same array.
+    """
+    tokens = batch.column("input_ids").combine_chunks().flatten()
+    n_full = len(tokens) // block_size * block_size
+    offsets = pa.array(np.arange(0, n_full + 1, block_size, dtype=np.int32))
+    blocks = pa.ListArray.from_arrays(offsets, tokens.slice(0, n_full))
+    return pa.table({"input_ids": blocks, "labels": blocks})
+
+
+# ---- chapters/03_data.ipynb, cell 19 ----
 def prepare_lm_dataset(
     raw_ds: Dataset, tokenizer, block_size: int, num_proc: int | None = None,
     batch_size: int = 1000,
 ) -> tuple[Dataset, dict]:
     """Tokenize (EOS after every document) and pack into blocks; return blocks and a packing report.
 
-    `group_texts` sees `batch_size` documents at a time, so up to one partial block per map batch
-    is dropped: the report says how many tokens that was.
+    Packing sees `batch_size` documents at a time, so up to one partial block per map batch is
+    dropped: the report says how many tokens that was. `num_proc` parallelises tokenizing only;
+    packing runs in one process, so the blocks do not depend on it.
     """
     tokenized_ds = raw_ds.map(
         tokenize_function, batched=True, batch_size=batch_size, num_proc=num_proc,
         remove_columns=raw_ds.column_names, fn_kwargs={"tokenizer": tokenizer}, desc="tokenize",
     )
-    lm_ds = tokenized_ds.map(
-        group_texts, batched=True, batch_size=batch_size, num_proc=num_proc,
+    lm_ds = tokenized_ds.with_format("arrow").map(
+        pack_blocks, batched=True, batch_size=batch_size,
         fn_kwargs={"block_size": block_size}, desc=f"pack into blocks of {block_size}",
-    )
+    ).with_format(None)
     tokens_in = pc.sum(pc.list_value_length(tokenized_ds.data.column("input_ids"))).as_py() or 0
     tokens_kept = lm_ds.num_rows * block_size
     return lm_ds, {
@@ -153,7 +160,49 @@ def prepare_lm_dataset(
     }
 
 
-# ---- chapters/04_trainer.ipynb, cell 17 ----
+# ---- chapters/04_trainer.ipynb, cell 10 ----
+class ThroughputCallback(TrainerCallback):
+    """Add `tokens_per_second` (and `mfu` when FLOPs and peak are given) to each training log.
+
+    Tokens are the Trainer's own count (`include_num_input_tokens_seen="all"`, summed over all
+    processes). Time runs from step to step and pauses for evaluation and checkpoint saves, so the
+    rate is the training speed. MFU = achieved FLOP/s per device / the device's peak FLOP/s.
+    """
+
+    def __init__(self, flops_per_token: float | None = None, peak_flops: float | None = None):
+        self.flops_per_token, self.peak_flops = flops_per_token, peak_flops
+        self.mark = self.tokens_at_last_log = None
+        self.seconds = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.mark is None:  # first step, or the first one after an evaluation or a save
+            self.mark = time.perf_counter()
+        if self.tokens_at_last_log is None:
+            self.tokens_at_last_log = state.num_input_tokens_seen
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.perf_counter()
+        self.seconds += now - self.mark
+        self.mark = now
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.mark = None
+
+    on_save = on_evaluate
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if "loss" not in logs or self.seconds == 0:  # only training log lines
+            return
+        rate = (state.num_input_tokens_seen - self.tokens_at_last_log) / self.seconds
+        extra = {"tokens_per_second": round(rate, 1)}
+        if self.flops_per_token and self.peak_flops:
+            extra["mfu"] = round(rate / args.world_size * self.flops_per_token / self.peak_flops, 4)
+        logs.update(extra)
+        state.log_history[-1].update(extra)  # the Trainer stored this log line before the callbacks
+        self.tokens_at_last_log, self.seconds = state.num_input_tokens_seen, 0.0
+
+
+# ---- chapters/04_trainer.ipynb, cell 19 ----
 def lm_metrics(loss: float, bytes_per_token: float) -> dict:
     """Perplexity and bits per byte from a mean cross-entropy `loss` in nats per token.
 
@@ -166,7 +215,7 @@ def lm_metrics(loss: float, bytes_per_token: float) -> dict:
     }
 
 
-# ---- chapters/04_trainer.ipynb, cell 18 ----
+# ---- chapters/04_trainer.ipynb, cell 20 ----
 def bytes_per_token(lm_ds: Dataset, tokenizer, max_blocks: int = 2000) -> float:
     """UTF-8 bytes of text per token over the first `max_blocks` packed blocks.
 
@@ -177,7 +226,7 @@ def bytes_per_token(lm_ds: Dataset, tokenizer, max_blocks: int = 2000) -> float:
     return sum(len(t.encode("utf-8")) for t in texts) / sum(len(ids) for ids in blocks)
 
 
-# ---- chapters/04_trainer.ipynb, cell 21 ----
+# ---- chapters/04_trainer.ipynb, cell 23 ----
 def plot_loss_curve(log_history: list[dict], path: str | Path, title: str = "") -> None:
     """Draw train and eval loss against the optimizer step from `trainer.state.log_history`."""
     train = [(h["step"], h["loss"]) for h in log_history if "loss" in h]
@@ -220,6 +269,11 @@ class ModelArguments:
     trust_remote_code: bool = field(
         default=False,
         metadata={"help": "Run Python code shipped with the model repository (Qwen2 needs none)."},
+    )
+    peak_tflops: float | None = field(
+        default=None,
+        metadata={"help": "Peak bf16 TFLOP/s of one device, for the MFU in the logs (default: "
+                  "looked up from the GPU's name)."},
     )
 
 
@@ -265,6 +319,7 @@ TRAINING_DEFAULTS = dict(
     disable_tqdm=True,
     use_cpu=not torch.cuda.is_available(),  # also what makes multi-process CPU runs distributed
     enable_jit_checkpoint=True,  # on SIGTERM: save a checkpoint at the next step, then stop
+    include_num_input_tokens_seen=True,  # = "all": the token count behind tokens/s and MFU
 )
 
 
@@ -386,7 +441,9 @@ def build_datasets(raw_ds, tokenizer, data_args, seed: int):
         blocks = (keep_text_records(raw_ds)
                   .map(tokenize_function, batched=True, remove_columns=["text"],
                        fn_kwargs={"tokenizer": tokenizer})
-                  .map(group_texts, batched=True, fn_kwargs={"block_size": data_args.block_size}))
+                  .with_format("arrow")
+                  .map(pack_blocks, batched=True, fn_kwargs={"block_size": data_args.block_size})
+                  .with_format(None))
         n_eval = STREAM_EVAL_BLOCKS if data_args.validation_split_percentage > 0 else 0
         eval_ds = Dataset.from_list(list(blocks.take(n_eval))) if n_eval else None
         report = {"streaming": True, "block_size": data_args.block_size,
@@ -512,6 +569,36 @@ def prepare_tracking(training_args) -> None:
 
 
 # ---- chapters/05_script.ipynb, cell 45 ----
+PEAK_BF16_TFLOPS = {  # dense bf16 tensor-core peak of one device, from the vendors' data sheets
+    "B200": 2250, "H200": 989, "H100": 989, "H100 PCIe": 756, "A100": 312,
+    "L40S": 362, "L40": 181, "L4": 121, "RTX 4090": 165, "RTX 3090": 71,
+}
+
+
+def lookup_peak_tflops(device_name: str) -> float | None:
+    """Peak bf16 TFLOP/s for a GPU name as torch reports it ("NVIDIA H200"); None if unknown."""
+    matches = [key for key in PEAK_BF16_TFLOPS if key in device_name]
+    return PEAK_BF16_TFLOPS[max(matches, key=len)] if matches else None
+
+
+def peak_flops(device: torch.device, tflops: float | None = None) -> float | None:
+    """Peak FLOP/s of one device: `tflops` when given, else looked up for a CUDA GPU."""
+    if tflops is None and device.type == "cuda":
+        tflops = lookup_peak_tflops(torch.cuda.get_device_name(device))
+    return tflops * 1e12 if tflops else None
+
+
+def flops_per_token(model, seq_len: int) -> float:
+    """Training FLOPs per token, 6N + 12·L·d·T: N weights in matrix multiplies (forward and
+    backward) plus attention over a context of T = `seq_len` tokens."""
+    embedding = model.get_input_embeddings().weight
+    output = model.get_output_embeddings().weight
+    n = model.num_parameters() - embedding.numel() + (output.numel() if output is embedding else 0)
+    config = model.config
+    return 6 * n + 12 * config.num_hidden_layers * config.hidden_size * seq_len
+
+
+# ---- chapters/05_script.ipynb, cell 49 ----
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -534,7 +621,7 @@ def load_model_and_tokenizer(model_args):
     return model, tokenizer
 
 
-# ---- chapters/05_script.ipynb, cell 47 ----
+# ---- chapters/05_script.ipynb, cell 51 ----
 def save_results(trainer: Trainer, result, eval_ds, tokenizer, report: dict, title: str) -> dict:
     """Save model, tokenizer, metrics, packing report and loss curve; return all metrics."""
     trainer.save_model()
@@ -563,7 +650,7 @@ def log_results(metrics: dict, output_dir: str) -> None:
     logger.info("model, tokenizer, metrics and loss_curve.png are in %s", output_dir)
 
 
-# ---- chapters/05_script.ipynb, cell 49 ----
+# ---- chapters/05_script.ipynb, cell 53 ----
 def train(argv: list[str] | None = None) -> dict | None:
     """The whole job: parse, check the inputs, build model and data, train, evaluate, save.
 
@@ -613,6 +700,9 @@ def train(argv: list[str] | None = None) -> dict | None:
     trainer = Trainer(model=model, args=training_args, train_dataset=train_ds,
                       eval_dataset=eval_ds, processing_class=tokenizer,
                       data_collator=default_data_collator)
+    peak = peak_flops(training_args.device, model_args.peak_tflops)
+    throughput = ThroughputCallback(flops_per_token(model, data_args.block_size), peak)
+    trainer.callback_handler.callbacks.insert(0, throughput)  # first: its numbers reach the logs
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if trainer.state.global_step < trainer.state.max_steps:  # SIGTERM: a checkpoint was saved
         logger.warning("stopped at step %d on SIGTERM; rerun the same command to continue",
@@ -624,7 +714,7 @@ def train(argv: list[str] | None = None) -> dict | None:
     return metrics
 
 
-# ---- chapters/05_script.ipynb, cell 51 ----
+# ---- chapters/05_script.ipynb, cell 55 ----
 def main(argv: list[str] | None = None) -> None:
     """Run `train`; bad input ends in one `pretrain.py: error: ...` line and exit status 2,
     a SIGTERM in exit status 143 once its checkpoint is saved."""

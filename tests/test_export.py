@@ -60,3 +60,13 @@ def test_exported_cells_are_definitions_only():
             assert isinstance(node, allowed), f"{name} cell {index}: {ast.dump(node)[:60]}"
             if isinstance(node, ast.Expr):
                 assert isinstance(node.value, ast.Constant), f"{name} cell {index}: top-level call"
+
+
+def test_classroom_cells_go_to_their_own_module(tmp_path):
+    cells = ["#| export\nA = 1",
+             '#| export classroom\n"""Explorers."""\nimport math\n\nB = math.pi']
+    nbformat.write(new_notebook(cells=[new_code_cell(s) for s in cells]), tmp_path / "01_a.ipynb")
+    script, classroom = export.render(tmp_path), export.render(tmp_path, "classroom")
+    assert "A = 1" in script and "B = math.pi" not in script and script.rstrip().endswith("main()")
+    assert "B = math.pi" in classroom and "A = 1" not in classroom
+    assert ast.get_docstring(ast.parse(classroom)) == "Explorers." and "main()" not in classroom

@@ -53,7 +53,10 @@ def test_skipped_cells_say_why(notebook):
             assert re.search(r"NBVAL_SKIP\s*[:(-].{10,}", cell.source), cell.source[:80]
 
 
-def test_markdown_credits_and_skeleton(notebook):
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.parent.name == "chapters"],
+                         ids=lambda p: p.name)
+def test_chapters_follow_the_skeleton(path):
+    notebook = nbformat.read(path, as_version=4)
     text = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
     for heading in ("目标", "自检", "练习", "小结"):
         assert heading in text, f"chapter skeleton misses {heading}"

@@ -1,6 +1,6 @@
 """Run notebooks top to bottom in a fresh kernel and store their outputs in place.
 
-    python tools/execute.py                         # every chapter notebook
+    python tools/execute.py                         # every chapter and solution notebook
     python tools/execute.py chapters/03_data.ipynb  # only these
 
 The kernel gets the same environment as the tests (root conftest.py), so the stored outputs are
@@ -33,7 +33,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path)
     args = parser.parse_args()
-    paths = args.notebooks or sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    paths = args.notebooks or [*sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")),
+                               *sorted((ROOT / "chapters" / "solutions").glob("*.ipynb"))]
     for path in paths:
         print(f"{path}: {execute(path):.1f} s", flush=True)
 

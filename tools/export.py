@@ -1,7 +1,10 @@
 """Stitch the `#| export` cells of chapters/NN_*.ipynb, in chapter order, into code/pretrain.py.
 
-    python tools/export.py           # regenerate code/pretrain.py
-    python tools/export.py --check   # exit 1 when code/pretrain.py does not match the notebooks
+    python tools/export.py           # regenerate code/pretrain.py and code/classroom.py
+    python tools/export.py --check   # exit 1 when either does not match the notebooks
+
+Cells marked `#| export classroom` (the chapters' interactive explorers) go to code/classroom.py
+instead, so the training script carries nothing that only the classroom needs.
 
 Imports from all exported cells are merged and sorted once at the top, after the module docstring
 (which comes from the cell that defines `main()`); each cell keeps a provenance marker naming
@@ -16,21 +19,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
-SCRIPT = ROOT / "code" / "pretrain.py"
+TARGETS = {"pretrain": ROOT / "code" / "pretrain.py", "classroom": ROOT / "code" / "classroom.py"}
 MARK = "#| export"
 HEADER = "# GENERATED from chapters/*.ipynb by tools/export.py: edit the notebooks instead.\n"
 FOOTER = '\n\nif __name__ == "__main__":\n    main()\n'
 
 
-def exported_cells(chapters: Path = CHAPTERS) -> list[tuple[str, int, str]]:
-    """(notebook name, cell index, source without the marker) of every export cell, in order."""
+def exported_cells(chapters: Path = CHAPTERS, target: str = "pretrain") -> list[tuple]:
+    """(notebook name, cell index, source without the marker) of `target`'s cells, in order."""
+    marker = MARK if target == "pretrain" else f"{MARK} {target}"
     cells = []
     for nb_path in sorted(chapters.glob("[0-9][0-9]_*.ipynb")):
         notebook = json.loads(nb_path.read_text(encoding="utf-8"))  # plain JSON: no Jupyter needed
         for i, cell in enumerate(notebook["cells"]):
             source = cell["source"]
             lines = ("".join(source) if isinstance(source, list) else source).splitlines()
-            if cell["cell_type"] == "code" and lines and lines[0].strip() == MARK:
+            if cell["cell_type"] == "code" and lines and " ".join(lines[0].split()) == marker:
                 cells.append((nb_path.name, i, "\n".join(lines[1:]).strip("\n")))
     return cells
 
@@ -86,9 +90,9 @@ def import_block(nodes: list[ast.stmt]) -> str:
     return "\n\n".join("\n".join(group) for group in (stdlib, third) if group)
 
 
-def render(chapters: Path = CHAPTERS) -> str:
+def render(chapters: Path = CHAPTERS, target: str = "pretrain") -> str:
     docstring, imports, parts = None, [], []
-    for name, index, source in exported_cells(chapters):
+    for name, index, source in exported_cells(chapters, target):
         try:
             doc, cell_imports, body = split_cell(source)
         except SyntaxError as err:
@@ -97,20 +101,25 @@ def render(chapters: Path = CHAPTERS) -> str:
         imports += cell_imports
         parts.append(f"# ---- chapters/{name}, cell {index} ----\n{body}")
     head = HEADER + (docstring + "\n" if docstring else "")
-    return head + import_block(imports) + "\n\n\n" + "\n\n\n".join(parts) + FOOTER
+    footer = FOOTER if target == "pretrain" else "\n"
+    first = parts[0].splitlines()[1] if parts else ""
+    gap = "\n\n\n" if first.startswith(("def ", "class ", "@")) else "\n\n"  # isort's rule
+    return head + import_block(imports) + gap + "\n\n\n".join(parts) + footer
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if code/pretrain.py is stale")
+    parser.add_argument("--check", action="store_true", help="fail if a generated file is stale")
     args = parser.parse_args()
-    text = render()
-    if args.check:
-        if not SCRIPT.exists() or SCRIPT.read_text(encoding="utf-8") != text:
-            sys.exit("code/pretrain.py is stale: run `python tools/export.py` and commit it")
-        return
-    SCRIPT.write_text(text, encoding="utf-8")
-    print(f"wrote {SCRIPT.relative_to(ROOT)} from {len(exported_cells())} exported cells")
+    for target, path in TARGETS.items():
+        text = render(target=target)
+        name = path.relative_to(ROOT)
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                sys.exit(f"{name} is stale: run `python tools/export.py` and commit it")
+            continue
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {name} from {len(exported_cells(target=target))} exported cells")
 
 
 if __name__ == "__main__":

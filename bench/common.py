@@ -1,0 +1,48 @@
+"""Shared by the benchmarks: the project paths, a large corpus made at run time, a table printer."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "assets" / "corpus" / "seq_monkey_sample.jsonl"
+# what the tests and notebooks run with: offline, no progress bars, no GPU
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
+
+
+def make_corpus(path: Path, megabytes: float, seed: int = 0) -> int:
+    """Write shuffled copies of the bundled corpus until the file holds `megabytes` MB; return
+    its document count. Made at run time, never committed."""
+    lines = CORPUS.read_text(encoding="utf-8").splitlines()
+    rng, size, docs = random.Random(seed), 0, 0
+    with path.open("w", encoding="utf-8") as f:
+        while size < megabytes * 1e6:
+            rng.shuffle(lines)
+            chunk = "\n".join(lines) + "\n"
+            f.write(chunk)
+            size += len(chunk.encode("utf-8"))
+            docs += len(lines)
+    return docs
+
+
+def run_json(script: Path, *args: str, env: dict | None = None) -> dict:
+    """Run a benchmark worker in a fresh process and return the JSON object it prints last."""
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          env={**os.environ, **OFFLINE, **(env or {})}, cwd=ROOT)
+    if done.returncode != 0:
+        sys.exit(f"{script.name} {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_table(headers: list[str], rows: list[list]) -> None:
+    """A plain Markdown table, so the output pastes straight into BENCHMARKS.md."""
+    cells = [[str(c) for c in row] for row in [headers, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")

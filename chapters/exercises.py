@@ -1,0 +1,453 @@
+"""Self-checking exercises: `check("03.1", answer)` prints one line of feedback.
+
+Each exercise has its own small checker in `EXERCISES`. Expected values are computed from first
+principles (the published Qwen2.5-1.5B config, the bundled tokenizer and corpus) or with the
+functions of `code/pretrain.py`, never pasted in; every tolerance is written in its checker.
+Worked solutions are in `chapters/solutions/`, not in the chapters. Nothing heavy is imported
+until a checker needs it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import numbers
+import re
+import sys
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent  # the course root: assets/, chapters/, code/
+ASSETS = ROOT / "assets"
+NOT_ANSWERED = "✏️ 还没有作答：把你的答案赋给 answer，再运行这个单元格"
+
+
+class Retry(Exception):
+    """A wrong answer; its message is the hint printed after `❌ 再想想：`."""
+
+
+EXERCISES: dict[str, Callable[[object], str]] = {}
+
+
+def exercise(exercise_id: str):
+    """Register a checker: it returns a remark ("" for none) or raises `Retry(hint)`."""
+
+    def register(checker: Callable[[object], str]) -> Callable[[object], str]:
+        EXERCISES[exercise_id] = checker
+        return checker
+
+    return register
+
+
+def check(exercise_id: str, answer) -> None:
+    """Check `answer` to exercise `exercise_id` (such as "03.1") and print one line of feedback."""
+    grade(exercise_id, answer)
+
+
+def grade(exercise_id: str, answer) -> bool:
+    """`check` that also returns whether the answer is right (for the tests).
+
+    Raises KeyError for an unknown id; any answer, of any type, only ever prints a line.
+    """
+    checker = EXERCISES.get(exercise_id) if isinstance(exercise_id, str) else None
+    if checker is None:
+        raise KeyError(f"unknown exercise id {exercise_id!r}; known ids: {', '.join(EXERCISES)}")
+    if answer is None:
+        print(NOT_ANSWERED)
+        return False
+    try:
+        remark = checker(answer)
+    except Retry as wrong:
+        print(f"❌ 再想想：{wrong}")
+        return False
+    print(f"✅ 正确：{remark}" if remark else "✅ 正确")
+    return True
+
+
+# ---- answer kinds -------------------------------------------------------------------------------
+
+
+def as_number(answer) -> float:
+    """The answer as a finite float, or a `Retry` that says a number is expected."""
+    if isinstance(answer, str):
+        raise Retry("这里要一个数（int 或 float），不是字符串：去掉引号再试")
+    if isinstance(answer, bool) or not isinstance(answer, numbers.Real):
+        item = "；张量或数组请先用 `.item()` 取出数值" if hasattr(answer, "item") else ""
+        raise Retry(f"这里要一个数（int 或 float），你给的是 {type(answer).__name__}{item}")
+    value = float(answer)
+    if not math.isfinite(value):
+        raise Retry("这里要一个有限的数")
+    return value
+
+
+def is_close(value: float, target: float, rel: float = 0.0, abs_: float = 0.0) -> bool:
+    """|value - target| within the larger of `abs_` and `rel` x |target| (0 and 0: exact)."""
+    return abs(value - target) <= max(abs_, rel * abs(target))
+
+
+def check_number(answer, expected: float, *, hint: str, rel: float = 0.0, abs_: float = 0.0,
+                 traps: tuple[tuple[float, str], ...] = (), unit_hint: str = "") -> None:
+    """Accept `answer` within the tolerance of `expected`; explain known mistakes (`traps`)."""
+    value = as_number(answer)
+    if is_close(value, expected, rel, abs_):
+        return
+    for trap, trap_hint in traps:
+        if is_close(value, trap, rel, abs_):
+            raise Retry(trap_hint)
+    if unit_hint and any(is_close(value * s, expected, rel, abs_) for s in (1e3, 1e6, 1e9)):
+        raise Retry(unit_hint)
+    raise Retry(hint)
+
+
+SEPARATORS = re.compile(r"[\s,，、;；/+&]+")
+
+
+def as_letters(answer, options: str) -> str:
+    """Option letters from "b", " B ", "A, C", ["A", "C"]; a `Retry` for anything else."""
+    if isinstance(answer, list | tuple | set | frozenset) and all(isinstance(a, str)
+                                                                  for a in answer):
+        answer = "".join(answer)
+    if not isinstance(answer, str):
+        raise Retry(f"这里要填选项的字母，写成带引号的字符串；你给的是 {type(answer).__name__}")
+    letters = SEPARATORS.sub("", answer).upper()
+    if not letters:
+        raise Retry("答案是空的：写上选项的字母")
+    unknown = "".join(sorted(set(letters) - set(options)))
+    if unknown:
+        raise Retry(f"只能从题目给出的选项里选（“{unknown}”不是选项）")
+    return letters
+
+
+def check_choice(answer, correct: str, options: str, *, why_not: dict[str, str],
+                 hint: str) -> None:
+    """Single choice: one letter, case and spaces ignored."""
+    letters = as_letters(answer, options)
+    if len(set(letters)) > 1:
+        raise Retry("这是单选题：只填一个字母")
+    if letters != correct:
+        raise Retry(why_not.get(letters, hint))
+
+
+def check_choices(answer, correct: set[str], options: str, *, why_not: dict[str, str],
+                  missing: str) -> None:
+    """Select all that apply: the chosen set must equal `correct`; order and separators free."""
+    chosen = set(as_letters(answer, options))
+    wrong = sorted(chosen - correct)
+    if wrong:
+        raise Retry(why_not[wrong[0]])
+    if chosen != correct:
+        raise Retry(missing)
+
+
+# ---- expected values from first principles ------------------------------------------------------
+
+
+@cache
+def qwen_config() -> dict:
+    """The published Qwen2.5-1.5B `config.json` bundled in assets/."""
+    return json.loads((ASSETS / "qwen2.5-1.5b" / "config.json").read_text(encoding="utf-8"))
+
+
+def qwen2_parameters(config: dict) -> int:
+    """Parameters of a `Qwen2ForCausalLM`, counted as `model.num_parameters()` counts them.
+
+    Per layer: q, k, v projections with bias, o without; a SwiGLU MLP (gate, up, down); two
+    RMSNorms. Plus the embedding, the final RMSNorm and, when not tied, the output layer.
+    """
+    h, i = config["hidden_size"], config["intermediate_size"]
+    kv = h // config["num_attention_heads"] * config["num_key_value_heads"]
+    attention = (h * h + h) + 2 * (h * kv + kv) + h * h
+    layer = attention + 3 * h * i + 2 * h
+    embedding = config["vocab_size"] * h
+    output = 0 if config["tie_word_embeddings"] else embedding
+    return embedding + config["num_hidden_layers"] * layer + h + output
+
+
+def memory_gb(config: dict, seq_len: int, n_gpus: int, zero_stage: int,
+              checkpointing: bool = True) -> tuple[float, float]:
+    """(model states, per sequence) GB per GPU of bf16 AdamW training, as chapter 1 estimates.
+
+    Model states: 2 bytes of weights, 2 of gradients, 12 of optimizer state per parameter, ZeRO
+    stage 1/2/3 sharding the optimizer state / + gradients / + weights over `n_gpus`. Per
+    sequence: saved bf16 activations and one fp32 copy of the logits.
+    """
+    n = qwen2_parameters(config)
+    h, i, layers = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
+    kv = h // config["num_attention_heads"] * config["num_key_value_heads"]
+    per_layer = 6 * h + 2 * kv + 4 * i  # saved bf16 values per token per layer
+    saved = h * layers + per_layer if checkpointing else per_layer * layers
+    states = (2 * n / (n_gpus if zero_stage >= 3 else 1)
+              + 2 * n / (n_gpus if zero_stage >= 2 else 1)
+              + 12 * n / (n_gpus if zero_stage >= 1 else 1))
+    per_sequence = 2 * seq_len * saved + 4 * seq_len * config["vocab_size"]
+    return states / 1e9, per_sequence / 1e9
+
+
+def max_micro_batch(config: dict, gpu_gb: float, **setup) -> int:
+    """The largest micro-batch whose estimate fits in `gpu_gb` GB."""
+    states, per_sequence = memory_gb(config, **setup)
+    return math.floor((gpu_gb - states) / per_sequence)
+
+
+@cache
+def bundled_tokenizer():
+    """The course tokenizer through the `tokenizers` library (lighter than transformers)."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(ASSETS / "tokenizer" / "tokenizer.json"))
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of `text` without special tokens, as `tokenizer(text)` gives them here."""
+    return len(bundled_tokenizer().encode(text, add_special_tokens=False).ids)
+
+
+@cache
+def corpus_token_counts() -> tuple[int, ...]:
+    """Tokens per corpus document plus its EOS, as `tokenize_function` makes them."""
+    with (ASSETS / "corpus" / "seq_monkey_sample.jsonl").open(encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for line in f if line.strip()]
+    encoded = bundled_tokenizer().encode_batch(texts, add_special_tokens=False)
+    return tuple(len(e.ids) + 1 for e in encoded)
+
+
+def packed_blocks(block_size: int, map_batch_size: int = 1000) -> int:
+    """Blocks `prepare_lm_dataset` cuts: full blocks per map batch of documents."""
+    counts = corpus_token_counts()
+    return sum(sum(counts[start:start + map_batch_size]) // block_size
+               for start in range(0, len(counts), map_batch_size))
+
+
+def pretrain():
+    """`code/pretrain.py`, imported on first use (it pulls in torch and transformers)."""
+    if "pretrain" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("pretrain", ROOT / "code" / "pretrain.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["pretrain"] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules["pretrain"]
+            raise
+    return sys.modules["pretrain"]
+
+
+PARAMETER_UNITS = "要的是参数个数本身（例如 123_456_789），不是以百万或十亿为单位的数"
+
+
+# ---- chapter 0 ----------------------------------------------------------------------------------
+
+
+@exercise("00.1")
+def random_loss_any_language(answer) -> str:
+    check_choice(answer, "B", "ABCD", hint="随机初始化的模型给每个词元的概率大约是多少？", why_not={
+        "A": "分词器只做字节级切分，不会翻译；想想模型本身此时知道些什么",
+        "C": "损失是每个词元交叉熵的平均值，与句子长短无关",
+        "D": "第 4 节用 `from_config` 构建模型：权重是随机的，没有加载任何训练结果",
+    })
+    return "初始损失只取决于词表大小，与文本内容无关"
+
+
+@exercise("00.2")
+def tokens_of_apple(answer) -> str:
+    check_number(answer, count_tokens("苹果"), hint=(  # a count: exact
+        "亲自编码看看：`tokenizer.convert_ids_to_tokens(tokenizer(\"苹果\")[\"input_ids\"])`"),
+        traps=((count_tokens("个苹果"), "“个苹果”在语料里很常见，是一个词元；单独的“苹果”呢？"),
+               (len("苹果".encode()), "这是 UTF-8 字节数；BPE 会把常见的字节序列合并")))
+    return "常见片段会合并成一个词元，单独出现的词反而可能被拆开"
+
+
+# ---- chapter 1 ----------------------------------------------------------------------------------
+
+
+@exercise("01.1")
+def mha_extra_parameters(answer) -> str:
+    config = qwen_config()
+    gqa = qwen2_parameters(config)
+    mha = qwen2_parameters({**config, "num_key_value_heads": config["num_attention_heads"]})
+    check_number(answer, mha - gqa, rel=5e-3, unit_hint=PARAMETER_UNITS, hint=(  # 0.5 %: rounding
+        "每层只有 K、V 两个投影变宽；别忘了偏置，也别忘了乘以层数"),
+        traps=((mha, "要的是增加了多少，不是改动后的总量"),
+               ((mha - gqa) / 2, "K 和 V 两个投影都变宽了"),
+               ((mha - gqa) / config["num_hidden_layers"], "这是一层的增加量，模型有很多层")))
+    return "GQA 在这一项上省下了约 7% 的参数"
+
+
+@exercise("01.2")
+def max_micro_batch_80gb(answer) -> str:
+    config = qwen_config()
+    setup = dict(seq_len=2048, n_gpus=8, zero_stage=2)
+    states, per_sequence = memory_gb(config, **setup)
+    check_number(answer, max_micro_batch(config, 80, **setup), hint=(  # a count: exact
+        "先分别算固定部分（权重 + 梯度 + 优化器，ZeRO-2 切到 8 卡）和每条序列的部分"
+        "（激活 + logits），再看 80 GB 放得下几条序列"), traps=(
+        (math.floor(80 / per_sequence), "别忘了权重、梯度和优化器状态这部分固定开销"),
+        (max_micro_batch(config, 80, **setup, checkpointing=False),
+         "题目打开了梯度检查点：每层只保存输入，激活小得多"),
+        (math.floor((80 - states) / (per_sequence + 4 * 2048 * config["vocab_size"] / 1e9)),
+         "题目说不计交叉熵的额外副本：logits 只算一份"),
+        (max_micro_batch(config, 80, **{**setup, "zero_stage": 0}),
+         "ZeRO-2 把梯度和优化器状态切到了 8 张卡上"),
+    ))
+    return "实际训练还要给交叉熵的副本和显存碎片留余量"
+
+
+@exercise("01.3")
+def untied_parameters(answer) -> str:
+    config = qwen_config()
+    check_number(answer, qwen2_parameters({**config, "tie_word_embeddings": False}),
+                 rel=5e-3, unit_hint=PARAMETER_UNITS, hint=(  # 0.5 %: rounding
+                     "不共享时多出一个独立的输出层：它的形状是什么？"),
+                 traps=((qwen2_parameters(config), "这是共享嵌入时的总量；不共享会多出什么？"),))
+    return "共享嵌入为 1.5B 模型省下了一成多的参数"
+
+
+# ---- chapter 2 ----------------------------------------------------------------------------------
+
+
+@exercise("02.1")
+def byte_level_pieces(answer) -> str:
+    check_choice(answer, "C", "ABCD", hint="想想字节级 BPE 的“字节”是怎么显示出来的", why_not={
+        "A": "文件编码若真坏了，`decode` 也还原不出汉字；可第 1 节里 decode(encode(text)) == text",
+        "B": "字节级 BPE 能编码任意文本，根本不需要 `<unk>`",
+        "D": "词元就是词表里的字符串，没有加密或哈希；看看 `decode` 的结果",
+    })
+    return "`convert_ids_to_tokens` 显示的是字节的“替身字符”，`decode` 才拼回 UTF-8"
+
+
+@exercise("02.2")
+def loss_is_a_mean(answer) -> str:
+    check_choice(answer, "A", "ABCD", hint="损失是总和还是平均？随机模型会利用上下文吗？", why_not={
+        "B": "Hugging Face 模型返回的损失是每个词元的平均值，不是总和",
+        "C": "随机模型还没学会利用上下文，上下文长短对它没有区别",
+        "D": "填充位置的标签是 -100，本来就不计入损失",
+    })
+    return "逐词元平均的损失与序列长短无关"
+
+
+@exercise("02.3")
+def vocab_mismatch(answer) -> str:
+    check_choice(answer, "D", "ABCD", hint="嵌入层就是一张按 id 查行的表：表只有那么多行", why_not={
+        "A": "扩大嵌入要显式调用 `resize_token_embeddings`，没有人会替你做",
+        "B": "PyTorch 的嵌入查表不会取模：越界的 id 没有对应的行",
+        "C": "分词器和模型是分别加载的两个对象，分词器不知道模型的词表有多大",
+    })
+    return "所以第 5 章的脚本在训练前就检查 `len(tokenizer) <= vocab_size`"
+
+
+# ---- chapter 3 ----------------------------------------------------------------------------------
+
+
+@exercise("03.1")
+def blocks_of_512(answer) -> str:
+    blocks_128 = packed_blocks(128)
+    check_number(answer, packed_blocks(512), rel=0.01, hint=(  # 1 %: a careful estimate passes
+        "块长变为 4 倍，块数大约怎么变？每个 map 批次还会丢掉不满一块的尾巴"),
+        traps=((blocks_128, "块长变了，块数也会跟着变"),
+               (4 * blocks_128, "块变长了，同样多的词元切出的块应该更少")))
+    return "块越长，每批丢掉的尾巴也越长，不过仍不到 1%"
+
+
+@exercise("03.2")
+def asserts_without_eos(answer) -> str:
+    check_choices(answer, {"B", "D"}, "ABCDE",
+                  missing="还有一条也会失败：哪些断言依赖文档之间的分隔符？",
+                  why_not={
+                      "A": "去掉 EOS 只是词元变少，切块仍然只保留完整的块",
+                      "C": "两种切法吃进的是同一个词元流，有没有 EOS 都切得一样",
+                      "E": "`labels` 是 `input_ids` 的副本，与内容无关",
+                  })
+    return "EOS 是块里唯一的文档边界"
+
+
+@exercise("03.3")
+def documents_per_block(answer) -> str:
+    check_choices(answer, {"A", "D"}, "ABCD",
+                  missing="还有一种改动也会让它变大：想想文档长度与块长之比",
+                  why_not={
+                      "B": "文档远长于块时，大多数块都落在一篇文档内部，这个数趋近于 1",
+                      "C": "map 的批大小只决定每批丢掉的尾巴，不改变一个块里装几篇文档",
+                  })
+    return "这个数大约是 1 + 块长 / 文档平均长度"
+
+
+# ---- chapter 4 ----------------------------------------------------------------------------------
+
+
+@exercise("04.1")
+def gradient_accumulation(answer) -> str:
+    check_choice(answer, "D", "ABCD", hint="先算每个优化器步的词元数，再想浮点加法的顺序", why_not={
+        "A": "梯度累积：几个微批的梯度加在一起，才更新一次参数",
+        "B": "每步的序列数：新设置的两个数相乘，和原来的比一比",
+        "C": "想想浮点数：(a + b) + c 与 a + (b + c) 总是逐位相等吗？",
+    })
+    return "梯度累积用时间换显存，优化的目标不变"
+
+
+@exercise("04.2")
+def bits_per_byte(answer) -> str:
+    loss, bytes_per_token = 1.0, 2.4
+    ln2 = math.log(2)
+    expected = pretrain().lm_metrics(loss, bytes_per_token)["bits_per_byte"]
+    check_number(answer, expected, abs_=0.005, hint=(  # 0.005: three decimals, rounded either way
+        "先把 nat 换算成 bit，再换算到每个字节；可以用 `lm_metrics` 验证"), traps=(
+        (loss / bytes_per_token, "损失的单位是 nat（自然对数），先换算成 bit"),
+        (loss / ln2, "这是每个词元的比特数，还要换算到每个字节"),
+        (loss / ln2 * bytes_per_token, "每个词元对应好几个字节：应该除以字节数，而不是乘"),
+        (math.exp(loss), "这是困惑度，不是每字节比特数"),
+    ))
+    return "每字节比特数与分词器无关，能比较词表不同的模型"
+
+
+@exercise("04.3")
+def resume_without_rng_state(answer) -> str:
+    check_choice(answer, "A", "ABCD", hint="想想恢复时哪些随机性真正影响损失", why_not={
+        "B": "数据顺序由什么决定？看看 Trainer（通过 accelerate）的采样器是怎么设种子的",
+        "C": "Trainer 找不到这个文件时只在日志里记一条信息，然后继续",
+        "D": "学习率调度器的位置保存在 `scheduler.pt` 里，它还在",
+    })
+    return "有 dropout 的模型就不一样了"
+
+
+# ---- chapter 5 ----------------------------------------------------------------------------------
+
+
+@exercise("05.1")
+def tokens_per_step(answer) -> str:
+    world_size, micro_batch, accumulation, block_size = 2, 8, 4, 512
+    expected = world_size * micro_batch * accumulation * block_size
+    check_number(answer, expected, hint=(  # a count: exact
+        "每步的词元数 = 进程数 × 每卡批大小 × 梯度累积步数 × 块长"), traps=(
+        (micro_batch * accumulation * block_size, "别忘了进程数：每个进程都处理自己的批"),
+        (world_size * micro_batch * block_size, "别忘了梯度累积：累积几次才更新一次"),
+        (world_size * micro_batch * accumulation, "这是序列数，还要乘以每条序列的词元数"),
+    ))
+    return "脚本启动时在日志里打印的正是这道算术"
+
+
+@exercise("05.2")
+def zero3_model_states(answer) -> str:
+    config = qwen_config()
+    states, _ = memory_gb(config, seq_len=2048, n_gpus=8, zero_stage=3)
+    n = qwen2_parameters(config)
+    check_number(answer, states, abs_=0.05, hint=(  # 0.05 GB: one decimal place
+        "ZeRO-3 下每个参数的权重、梯度、优化器状态都切到了所有卡上：每参数共多少字节？"), traps=(
+        (memory_gb(config, seq_len=2048, n_gpus=8, zero_stage=2)[0],
+         "这是 ZeRO-2 的数：ZeRO-3 还多切分了什么？"),
+        (states * 1e9 / 2**30, "课程里 1 GB = 1e9 字节（与第 1 章一致），不是 2**30"),
+        (16 * n / 1e9, "题目问的是 8 卡时每张卡的用量"),
+        (2 * n / 8 / 1e9, "要的是权重 + 梯度 + 优化器状态三项之和"),
+    ))
+    return "代价是前向、反向时要临时收集权重，通信更多"
+
+
+@exercise("05.3")
+def foreign_file_in_output_dir(answer) -> str:
+    check_choice(answer, "C", "ABCD", hint="看看 `train()` 在寻找检查点之前先检查了什么", why_not={
+        "A": "脚本从不删除它没写过的文件",
+        "B": "读一读 `train()` 的开头：在寻找检查点之前，它先检查了什么？",
+        "D": "脚本不会自作主张换目录：输出位置永远是你给的 `--output_dir`",
+    })
+    return "坏输入换来一行错误和退出码 2，磁盘上的东西一个字节都不动"

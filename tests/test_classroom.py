@@ -1,0 +1,124 @@
+"""The classroom explorers: their functions give the chapters' numbers, and the widgets build and
+react without a browser."""
+
+import importlib.util
+import json
+import math
+
+import matplotlib
+import pytest
+from transformers import AutoConfig
+
+from conftest import ASSETS, ROOT
+
+matplotlib.use("Agg")
+QWEN = dict(layers=28, hidden=1536, heads=12, kv_heads=2, vocab=151936, seq_len=2048,
+            micro_batch=4, precision="bf16 mixed", n_gpus=8, zero_stage=2, checkpointing=True)
+
+
+@pytest.fixture(scope="module")
+def classroom():
+    spec = importlib.util.spec_from_file_location("classroom", ROOT / "code" / "classroom.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def qwen_config():
+    return AutoConfig.from_pretrained(ASSETS / "qwen2.5-1.5b")
+
+
+def stored_outputs(notebook: str) -> str:
+    nb = json.loads((ROOT / "chapters" / notebook).read_text(encoding="utf-8"))
+    return "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code"
+                   for o in c["outputs"])
+
+
+def test_qwen_preset_reproduces_the_chapter(classroom, qwen_config):
+    report = classroom.memory_report(qwen_config, **QWEN)
+    assert report.startswith("parameters: 1.544 B")
+    assert "total           12.2 GB per GPU" in report
+    assert report in stored_outputs("01_config.ipynb")  # the chapter printed the same text
+    single = classroom.memory_report(qwen_config, **{**QWEN, "n_gpus": 1})
+    assert "total           31.1 GB per GPU" in single and "fits: 24 GB no  40 GB yes" in single
+
+
+def test_zero_stages_and_precision(classroom, qwen_config):
+    n = 1_543_714_304
+    def memory(**kw):
+        return classroom.training_memory_gb(qwen_config, micro_batch=1, seq_len=16, **kw)
+    stage0, stage3 = memory(n_gpus=8, zero_stage=0), memory(n_gpus=8, zero_stage=3)
+    assert stage0["weights"] + stage0["grads"] + stage0["optimizer"] == pytest.approx(16 * n / 1e9)
+    assert stage3["weights"] + stage3["grads"] + stage3["optimizer"] == pytest.approx(2 * n / 1e9)
+    fp32 = memory(precision="fp32")
+    assert (fp32["weights"], fp32["grads"], fp32["optimizer"]) == pytest.approx(
+        (4 * n / 1e9, 4 * n / 1e9, 8 * n / 1e9))
+    assert memory(gradient_checkpointing=True)["activations"] < memory()["activations"] / 10
+
+
+def test_impossible_head_counts_are_explained(classroom, qwen_config):
+    assert "multiple" in classroom.memory_report(qwen_config, **{**QWEN, "heads": 7})
+    assert "multiple" in classroom.memory_report(qwen_config, **{**QWEN, "kv_heads": 5})
+
+
+def test_memory_explorer_builds_and_reacts(classroom, qwen_config, capsys):
+    explorer = classroom.memory_explorer(qwen_config)
+    controls = {w.description: w for w in explorer.children[:-1]}
+    assert len(controls) == 11 and controls["layers"].value == 28
+    capsys.readouterr()
+    controls["layers"].value = 14
+    assert "parameters: 0." in capsys.readouterr().out  # about half of 1.54B
+
+
+@pytest.fixture(scope="module")
+def doc_lengths(pretrain, tiny_tokenizer):
+    raw = pretrain.load_corpus([pretrain.CORPUS_FILE])
+    tokenized = raw.map(pretrain.tokenize_function, batched=True, remove_columns=["text"],
+                        fn_kwargs={"tokenizer": tiny_tokenizer})
+    return [len(ids) for ids in tokenized["input_ids"]], raw
+
+
+@pytest.mark.parametrize("block_size,batch_size", [(128, 1000), (512, 10), (2048, 4000)])
+def test_packing_stats_match_prepare_lm_dataset(classroom, pretrain, tiny_tokenizer, doc_lengths,
+                                                block_size, batch_size):
+    lengths, raw = doc_lengths
+    _, report = pretrain.prepare_lm_dataset(raw, tiny_tokenizer, block_size, batch_size=batch_size)
+    stats = classroom.packing_stats(lengths, block_size, batch_size)
+    for key in ["documents", "tokens_in", "blocks", "tokens_dropped", "dropped_percent"]:
+        assert stats[key] == report[key], key
+
+
+def test_packing_picture_and_explorer(classroom, doc_lengths, capsys):
+    lengths, _ = doc_lengths
+    figure = classroom.draw_packing(lengths, 128, n_blocks=6)
+    bars = figure.axes[0].collections
+    assert len(bars) > 6 and {round(b.get_paths()[0].vertices[:, 1].mean()) for b in bars} == set(
+        range(6))
+    explorer = classroom.packing_explorer(lengths)
+    block_size = explorer.children[0]
+    capsys.readouterr()
+    block_size.value = 2048
+    expected = classroom.packing_stats(lengths, 2048, 1000)["blocks"]  # checked above
+    assert f"blocks: {expected:,}," in capsys.readouterr().out
+
+
+def test_lr_curves_show_the_warmuplr_trap(classroom):
+    curves = classroom.lr_curves(total_steps=263, warmup_steps=20, peak_lr=1e-3)
+    trainer, deepspeed = curves["Trainer cosine"], curves["DeepSpeed WarmupLR"]
+    assert len(trainer) == len(deepspeed) == 263
+    assert trainer[10] == pytest.approx(1e-3 * 10 / 20)  # linear warm-up
+    assert deepspeed[10] == pytest.approx(1e-3 * math.log(10) / math.log(20))  # log warm-up
+    assert trainer[20] == deepspeed[20] == pytest.approx(1e-3)
+    assert trainer[-1] < 1e-6 and deepspeed[-1] == pytest.approx(1e-3)  # cosine decays, not it
+    linear = classroom.lr_curves(100, 10, "linear")["Trainer linear"]
+    assert linear[55] == pytest.approx(1e-3 * 45 / 90)
+
+
+def test_lr_explorer_builds_and_reacts(classroom, capsys):
+    explorer = classroom.lr_explorer()
+    controls = {w.description: w for w in explorer.children[:-1]}
+    assert set(controls) == {"warm-up", "total", "type"}
+    capsys.readouterr()
+    controls["type"].value = "constant_with_warmup"
+    assert "Trainer constant_with_warmup: last step 1.00e-03" in capsys.readouterr().out

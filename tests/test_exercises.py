@@ -1,0 +1,207 @@
+"""The exercises check themselves: chapters/exercises.py against right, wrong and odd answers."""
+
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "chapters"))
+import exercises  # noqa: E402
+from exercises import EXERCISES, check, grade  # noqa: E402
+
+NOT_ANSWERED = "✏️ 还没有作答：把你的答案赋给 answer，再运行这个单元格"
+
+# The reference answer of every exercise, worked out independently of the checkers.
+REFERENCE = {
+    "00.1": "B",
+    "00.2": 2,  # 苹果 -> two byte-level tokens
+    "01.1": 110_172_160,  # 28 x 2 x (1536 x 1280 + 1280)
+    "01.2": 46,
+    "01.3": 1_777_088_000,  # 1,543,714,304 + 151,936 x 1536
+    "02.1": "C",
+    "02.2": "A",
+    "02.3": "D",
+    "03.1": 1104,
+    "03.2": "BD",
+    "03.3": "AD",
+    "04.1": "D",
+    "04.2": 0.601,  # 1 / ln 2 / 2.4
+    "04.3": "A",
+    "05.1": 32_768,
+    "05.2": 3.09,  # 16 bytes x 1.54e9 / 8 GPUs
+    "05.3": "C",
+}
+# Other spellings of a right answer that must pass too.
+ALSO_RIGHT = {
+    "00.1": [" b ", "b"],
+    "00.2": [2.0],
+    "01.1": [110.2e6, 1.1e8, 110_100_480],  # rounded; without the biases
+    "01.3": [1.78e9, 1_777_000_000],
+    "03.1": [1106, 4423 // 4],  # careful estimates are within 1 %
+    "03.2": ["db", "B, D", "b d", ["D", "B"], ("B", "D"), {"B", "D"}, "B、D"],
+    "03.3": ["da", "A,D"],
+    "04.2": [0.6, 1 / 0.6931 / 2.4],
+    "05.2": [3.1, 3.087],
+}
+# Plausible wrong answers: each must fail with a hint.
+WRONG = {
+    "00.1": ["A", "C", "D"],
+    "00.2": [1, 3, 6],
+    "01.1": [1_653_886_464, 55_086_080, 3_934_720, 110.17, 0],
+    "01.2": [47, 49, 11, 16, 34],
+    "01.3": [1_543_714_304, 233_373_696, 1.78],
+    "02.1": ["A", "B", "D"],
+    "02.2": ["B", "C", "D"],
+    "02.3": ["A", "B", "C"],
+    "03.1": [4423, 17_692, 1000],
+    "03.2": ["B", "D", "BCD", "ABDE", "AE"],
+    "03.3": ["A", "D", "ABD", "BC", "ACD"],
+    "04.1": ["A", "B", "C"],
+    "04.2": [0.4167, 1.4427, 3.4624, 2.718, -0.601],
+    "04.3": ["B", "C", "D"],
+    "05.1": [16_384, 8_192, 64, 4_096, 32_768.5],
+    "05.2": [5.79, 2.875, 24.7, 0.386, 6.2],
+    "05.3": ["A", "B", "D"],
+}
+NUMERIC = {key for key, value in REFERENCE.items() if not isinstance(value, str)}
+WRONG_TYPE = {
+    **{key: ["2", [1, 2], True, {"value": 1}, float("nan")] for key in NUMERIC},
+    **{key: [2, 1.0, ["A", 1], "", "AZ"] for key in set(REFERENCE) - NUMERIC},
+}
+SINGLE_CHOICE = {key for key, value in REFERENCE.items() if isinstance(value, str)
+                 and len(value) == 1}
+NUMBER = re.compile(r"(?<![A-Za-z0-9_.*\-])\d[\d,_]*(?:\.\d+)?(?:e[+-]?\d+)?")
+
+
+def one_line(capsys) -> str:
+    out = capsys.readouterr().out
+    assert out.endswith("\n") and out.count("\n") == 1, repr(out)
+    return out.rstrip("\n")
+
+
+def reveals(feedback: str, reference) -> bool:
+    """Whether `feedback` names the reference: one of its letters, or a number close to it."""
+    if isinstance(reference, str):
+        return any(re.search(rf"(?<![A-Za-z]){letter}(?![A-Za-z])", feedback)
+                   for letter in reference)
+    numbers = [float(n.replace(",", "").replace("_", "")) for n in NUMBER.findall(feedback)]
+    return any(abs(n - reference) <= max(1e-3 * abs(reference), 5e-3) for n in numbers)
+
+
+def test_registry_holds_exactly_the_exercises():
+    assert set(EXERCISES) == set(REFERENCE)
+    assert all(re.fullmatch(r"0[0-5]\.[1-3]", key) for key in EXERCISES)
+
+
+@pytest.mark.parametrize("exercise_id", sorted(REFERENCE))
+def test_reference_answer_passes(exercise_id, capsys):
+    for answer in [REFERENCE[exercise_id], *ALSO_RIGHT.get(exercise_id, [])]:
+        assert grade(exercise_id, answer) is True, answer
+        assert one_line(capsys).startswith("✅ 正确"), answer
+
+
+@pytest.mark.parametrize("exercise_id", sorted(REFERENCE))
+def test_wrong_answers_fail_without_revealing(exercise_id, capsys):
+    assert WRONG[exercise_id]
+    for answer in WRONG[exercise_id]:
+        assert grade(exercise_id, answer) is False, answer
+        line = one_line(capsys)
+        assert line.startswith("❌ 再想想：") and len(line) > len("❌ 再想想：") + 4, line
+        assert not reveals(line, REFERENCE[exercise_id]), line
+
+
+@pytest.mark.parametrize("exercise_id", sorted(REFERENCE))
+def test_no_answer_asks_for_one(exercise_id, capsys):
+    assert grade(exercise_id, None) is False
+    assert one_line(capsys) == NOT_ANSWERED
+
+
+@pytest.mark.parametrize("exercise_id", sorted(REFERENCE))
+def test_wrong_type_says_what_is_expected(exercise_id, capsys):
+    for answer in WRONG_TYPE[exercise_id]:
+        assert grade(exercise_id, answer) is False, answer
+        line = one_line(capsys)
+        assert line.startswith("❌ 再想想："), line
+        assert not reveals(line, REFERENCE[exercise_id]), line
+        if answer == "" or isinstance(answer, float) and answer != answer:
+            continue  # empty or NaN: said so, no type to name
+        assert ("数" if exercise_id in NUMERIC else "选项") in line, line
+
+
+@pytest.mark.parametrize("exercise_id", sorted(SINGLE_CHOICE))
+def test_single_choice_takes_one_letter(exercise_id, capsys):
+    reference = REFERENCE[exercise_id]
+    assert grade(exercise_id, "AB" if reference == "A" else reference + "A") is False
+    assert "单选" in one_line(capsys)
+
+
+@pytest.mark.parametrize("bad_id", ["9.9", "03.4", "3.1", "", 3.1, None])
+def test_unknown_id_is_a_key_error(bad_id, capsys):
+    with pytest.raises(KeyError, match="unknown exercise id.*03.1"):
+        grade(bad_id, "A")
+    assert capsys.readouterr().out == ""
+
+
+def test_expected_values_match_the_chapters():
+    # chapter 1 counts 1,543,714,304 on the meta device; chapter 4 packs 4,201 + 222 blocks of 128
+    assert exercises.qwen2_parameters(exercises.qwen_config()) == 1_543_714_304
+    assert exercises.packed_blocks(128) == 4201 + 222
+    assert exercises.count_tokens("个苹果") == 1
+
+
+def test_import_is_light():
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, exercises; "
+         "print(sorted({'torch', 'transformers', 'datasets'} & set(sys.modules)))"],
+        cwd=ROOT / "chapters", capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def exercise_sources() -> dict[str, list[str]]:
+    """Code cells of the chapter and solution notebooks."""
+    sources = {}
+    notebooks = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    notebooks += sorted((ROOT / "chapters" / "solutions").glob("*.ipynb"))
+    for path in notebooks:
+        cells = nbformat.read(path, as_version=4).cells
+        sources[str(path.relative_to(ROOT))] = [c.source for c in cells if c.cell_type == "code"]
+    return sources
+
+
+CHECK_CALL = re.compile(r"""\bcheck\(\s*["']([^"']+)["']""")
+
+
+def test_every_id_used_exists():
+    used = {key for cells in exercise_sources().values() for c in cells
+            for key in CHECK_CALL.findall(c)}
+    assert used <= set(EXERCISES), sorted(used - set(EXERCISES))
+
+
+def test_chapters_ask_every_exercise_with_an_empty_answer():
+    """Every chapter asks all of its exercises, each from a cell with an empty answer."""
+    for name, cells in exercise_sources().items():
+        if "solutions" in name:
+            continue
+        assert any("from exercises import check" in c for c in cells), name
+        chapter = name.replace("\\", "/").rsplit("/", 1)[-1][:2]
+        asking = [c for c in cells if CHECK_CALL.search(c)]
+        asked = [key for c in asking for key in CHECK_CALL.findall(c)]
+        assert sorted(asked) == sorted(k for k in EXERCISES if k.startswith(chapter)), name
+        for cell in asking:
+            assert re.search(r"^answer = None\b", cell, flags=re.M), (name, cell)
+
+
+def test_every_exercise_has_a_solution():
+    solved = {key for name, cells in exercise_sources().items() if "solutions" in name
+              for c in cells for key in CHECK_CALL.findall(c)}
+    assert solved == set(EXERCISES)
+
+
+def test_check_prints_one_line_and_returns_nothing(capsys):
+    """What the notebooks call: a cell ending in check(...) shows the feedback line only."""
+    assert check("04.2", None) is None
+    assert capsys.readouterr().out == NOT_ANSWERED + "\n"

@@ -1,0 +1,61 @@
+"""The exported fast packing cuts exactly the blocks of chapter 03's readable group_texts."""
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def group_texts():
+    """The teaching version, taken from the chapter 03 cell that defines it."""
+    nb = json.loads((ROOT / "chapters" / "03_data.ipynb").read_text(encoding="utf-8"))
+    (source,) = ["".join(c["source"]) for c in nb["cells"]
+                 if c["cell_type"] == "code" and "def group_texts(" in "".join(c["source"])]
+    namespace = {}
+    exec(source, namespace)
+    return namespace["group_texts"]
+
+
+@pytest.fixture(scope="module")
+def tokenized(pretrain, tiny_tokenizer):
+    raw = pretrain.load_corpus([pretrain.CORPUS_FILE])
+    return raw.map(pretrain.tokenize_function, batched=True, remove_columns=["text"],
+                   fn_kwargs={"tokenizer": tiny_tokenizer})
+
+
+@pytest.mark.parametrize("block_size,batch_size", [(16, 7), (128, 1000), (509, 333)])
+def test_pack_blocks_equals_group_texts(pretrain, group_texts, tokenized, block_size, batch_size):
+    kwargs = dict(batched=True, batch_size=batch_size, fn_kwargs={"block_size": block_size})
+    slow = tokenized.map(group_texts, **kwargs)
+    fast = tokenized.with_format("arrow").map(pretrain.pack_blocks, **kwargs).with_format(None)
+    assert fast.num_rows == slow.num_rows > 500
+    assert fast[:] == slow[:]
+
+
+def test_pack_blocks_edge_cases(pretrain, group_texts):
+    for docs in ([], [[1, 2]], [[1, 2, 3], [4]], [[1], [2], [3], [4], [5]]):
+        table = pa.table({"input_ids": pa.array(docs, pa.list_(pa.int32()))})
+        assert pretrain.pack_blocks(table, 4).to_pydict() == group_texts({"input_ids": docs}, 4)
+
+
+def test_blocks_do_not_depend_on_tokenizer_processes(pretrain, tiny_tokenizer):
+    raw = pretrain.load_corpus([pretrain.CORPUS_FILE]).select(range(1500))
+    one, report_one = pretrain.prepare_lm_dataset(raw, tiny_tokenizer, 64)
+    two, report_two = pretrain.prepare_lm_dataset(raw, tiny_tokenizer, 64, num_proc=2)
+    assert report_one == report_two and one[:] == two[:]
+    assert one[0]["labels"] == one[0]["input_ids"] and len(one[0]["input_ids"]) == 64
+
+
+def test_streamed_blocks_equal_map_style_blocks(pretrain, tiny_tokenizer):
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(streaming=True, block_size=128, validation_split_percentage=0,
+                           preprocessing_num_workers=None)
+    stream, _, _ = pretrain.build_datasets(
+        pretrain.load_corpus([pretrain.CORPUS_FILE], streaming=True), tiny_tokenizer, args, 42)
+    lm_ds, _ = pretrain.prepare_lm_dataset(pretrain.load_corpus([pretrain.CORPUS_FILE]),
+                                           tiny_tokenizer, 128)
+    assert list(stream.take(300)) == lm_ds.select(range(300)).to_list()

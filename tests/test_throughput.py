@@ -1,0 +1,91 @@
+"""tokens/s and MFU: the FLOPs formula, the peak table, the callback clock, the script logs."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from conftest import ASSETS
+
+
+def meta_model(config_dir, **overrides):
+    config = AutoConfig.from_pretrained(config_dir, **overrides)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def test_flops_per_token_of_qwen_1_5b(pretrain):
+    model = meta_model(ASSETS / "qwen2.5-1.5b")
+    # tied embeddings: the output projection counts, the input lookup does not: N = all weights
+    assert pretrain.flops_per_token(model, 2048) == 6 * 1_543_714_304 + 12 * 28 * 1536 * 2048
+
+
+def test_flops_per_token_without_tied_embeddings(pretrain):
+    tied = meta_model(ASSETS / "tiny-qwen2")
+    untied = meta_model(ASSETS / "tiny-qwen2", tie_word_embeddings=False)
+    embedding = untied.get_input_embeddings().weight.numel()
+    assert untied.num_parameters() == tied.num_parameters() + embedding
+    assert pretrain.flops_per_token(untied, 128) == pretrain.flops_per_token(tied, 128)
+
+
+@pytest.mark.parametrize("name,tflops", [
+    ("NVIDIA H200", 989), ("NVIDIA H100 80GB HBM3", 989), ("NVIDIA H100 PCIe", 756),
+    ("NVIDIA A100-SXM4-80GB", 312), ("NVIDIA L40S", 362), ("NVIDIA L40", 181),
+    ("NVIDIA GeForce RTX 4090", 165), ("Tesla T4", None),
+])
+def test_peak_table(pretrain, name, tflops):
+    assert pretrain.lookup_peak_tflops(name) == tflops
+
+
+def test_peak_flops_on_cpu(pretrain):
+    assert pretrain.peak_flops(torch.device("cpu")) is None
+    assert pretrain.peak_flops(torch.device("cpu"), 2.5) == 2.5e12
+
+
+def test_callback_rate_leaves_out_evaluation_and_saving(pretrain, monkeypatch):
+    clock = iter([0.0, 1.0, 2.0, 30.0, 31.0])  # step, step, [eval + save], step
+    monkeypatch.setattr(pretrain.time, "perf_counter", lambda: next(clock))
+    callback = pretrain.ThroughputCallback(flops_per_token=1e6, peak_flops=4e9)
+    args, state = SimpleNamespace(world_size=2), SimpleNamespace(num_input_tokens_seen=0,
+                                                                 log_history=[{}])
+    for event in ["begin", "end", "begin", "end", "eval", "begin", "end"]:
+        if event == "begin":
+            callback.on_step_begin(args, state, None)
+        elif event == "end":
+            state.num_input_tokens_seen += 1000
+            callback.on_step_end(args, state, None)
+        else:
+            callback.on_evaluate(args, state, None)
+            callback.on_save(args, state, None)
+    logs = {"loss": 1.0}
+    callback.on_log(args, state, None, logs=logs)
+    # 3000 tokens in 3 s of steps (the 27 s of evaluation and saving do not count)
+    assert logs == {"loss": 1.0, "tokens_per_second": 1000.0, "mfu": 0.125}
+    assert state.log_history[-1] == {"tokens_per_second": 1000.0, "mfu": 0.125}
+    eval_logs = {"eval_loss": 2.0}
+    callback.on_log(args, state, None, logs=eval_logs)
+    assert eval_logs == {"eval_loss": 2.0}
+
+
+def test_script_logs_throughput_to_history_and_tensorboard(pretrain, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    assert pretrain.train(["--output_dir", str(out), "--max_steps", "6", "--logging_steps", "2",
+                           "--per_device_train_batch_size", "4", "--eval_steps", "3",
+                           "--save_strategy", "no", "--report_to", "tensorboard",
+                           "--peak_tflops", "0.5"])
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    train_logs = [h for h in history if "loss" in h]
+    assert [h["step"] for h in train_logs] == [2, 4, 6]
+    fpt = pretrain.flops_per_token(pretrain.build_model(config_name=pretrain.TINY_CONFIG_DIR), 128)
+    for h in train_logs:
+        assert h["tokens_per_second"] > 0
+        assert h["mfu"] == pytest.approx(h["tokens_per_second"] * fpt / 0.5e12, rel=1e-3, abs=1e-4)
+    assert train_logs[-1]["num_input_tokens_seen"] == 6 * 4 * 128
+    tags = set()
+    for path in (out / "runs").rglob("events.out.tfevents.*"):
+        tags |= set(EventAccumulator(str(path)).Reload().Tags()["scalars"])
+    assert {"train/tokens_per_second", "train/mfu", "train/loss"} <= tags

@@ -1,0 +1,66 @@
+"""Start a class over: put the chapters back as committed and delete what running them created.
+
+    python tools/reset.py            # or: make reset
+    python tools/reset.py --dry-run  # only list what it would do
+
+Restores every committed notebook under chapters/ from git (students' edits in them are lost:
+save a copy first), deletes runs/ folders and .ipynb_checkpoints/ inside the course, and the
+datasets cache files that `map()` wrote for the bundled corpus. Notebooks the class created
+(Untitled.ipynb, ...) are left alone and listed.
+"""
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "assets" / "corpus" / "seq_monkey_sample.jsonl"
+
+
+def git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+
+
+def created_folders() -> list[Path]:
+    """What running the notebooks and the script leaves in the course tree."""
+    found = [p for p in (ROOT / "runs", *ROOT.glob("chapters/**/runs")) if p.is_dir()]
+    found += [p for p in ROOT.glob("**/.ipynb_checkpoints")
+              if ".venv" not in p.relative_to(ROOT).parts]
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", help="list what would be done")
+    args = parser.parse_args()
+    if git("rev-parse", "--is-inside-work-tree").returncode != 0:
+        parser.error(f"{ROOT} is not a git checkout, so there is no committed state to restore")
+    status = git("status", "--porcelain", "--untracked-files=all", "--", "chapters").stdout
+    changed = [line[3:] for line in status.splitlines() if not line.startswith("??")]
+    extra = [line[3:] for line in status.splitlines()
+             if line.startswith("??") and line.endswith(".ipynb")]
+    folders = created_folders()
+    restore, delete = ("would restore", "would delete") if args.dry_run else ("restored", "deleted")
+    for path in changed:
+        print(f"{restore} {path}")
+    for folder in folders:
+        print(f"{delete} {folder.relative_to(ROOT)}/")
+    for path in extra:
+        print(f"kept {path} (not part of the course; delete it by hand if you want)")
+    if args.dry_run:
+        return
+    if changed and git("checkout", "--", "chapters").returncode != 0:
+        sys.exit("reset.py: error: git could not restore chapters/")
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    from datasets import load_dataset  # slow to import: only when really resetting
+
+    removed = load_dataset("json", data_files=str(CORPUS), split="train").cleanup_cache_files()
+    print(f"deleted {removed} datasets cache file(s) of the bundled corpus")
+    print("the course is back to its committed state")
+
+
+if __name__ == "__main__":
+    main()
