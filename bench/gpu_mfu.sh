@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
 # GPU benchmark: MFU of the Qwen2.5-1.5B architecture on one GPU, trained through
-# code/pretrain.py under the DeepSpeed launcher with ZeRO-2: bf16, SDPA attention, T = 2048,
-# random token ids, vocab 151,936; activation (gradient) checkpointing off, then on.
+# code/pretrain.py under the DeepSpeed launcher with ZeRO-2: bf16, SDPA attention, T = 2048, the
+# full 151,936-wide output layer, random token ids; activation checkpointing off, then on.
 #
 #   bash bench/gpu_mfu.sh          # one NVIDIA H200: about 5 minutes; goal: best MFU >= 45%
 #
 # Knobs (environment): STEPS (default 40), BATCH_PLAIN / BATCH_CKPT (micro-batch per GPU without /
-# with checkpointing, default 4 / 16), PYTHON, CONFIG and BLOCK (to rehearse on a CPU:
-# CONFIG=assets/tiny-qwen2 BLOCK=128 STEPS=12 bash bench/gpu_mfu.sh). The run's tokens/s and MFU
-# are the medians of ThroughputCallback's log lines after the first one (warm-up).
+# with checkpointing, default 4 / 16), KEEP=1 (keep the runs' folders and logs), PYTHON, CONFIG and
+# BLOCK (to rehearse on a CPU: CONFIG=assets/tiny-qwen2 BLOCK=128 STEPS=12 bash bench/gpu_mfu.sh).
+# A run's tokens/s and MFU are the medians of ThroughputCallback's log lines (one every 5 steps)
+# after the first one, which includes the warm-up; STEPS must be at least 10.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python="${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python)}"
 config="${CONFIG:-assets/qwen2.5-1.5b}"
 block="${BLOCK:-2048}"
 steps="${STEPS:-40}"
+if (( steps < 10 )); then echo "gpu_mfu.sh: error: STEPS must be at least 10" >&2; exit 2; fi
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+if [[ -n "${KEEP:-}" ]]; then echo "keeping the runs in $work" >&2; else trap 'rm -rf "$work"' EXIT; fi
 
-# A corpus of random token ids: each document decodes ids drawn uniformly from the tokenizer's
-# vocabulary, so the packed blocks are token soup of the right length. Throughput does not
-# depend on which ids they are; the 151,936-wide output layer runs for every token regardless.
+# A corpus of random token ids: each document decodes ids drawn uniformly from the bundled
+# tokenizer's 4,096 tokens, so the packed blocks are token soup of the right length. Throughput
+# does not depend on which ids they are: the model's 151,936-wide output layer runs for every
+# token regardless, and the Qwen tokenizer is not needed offline.
 "$python" - "$work/random.jsonl" "$block" "$steps" "${BATCH_CKPT:-16}" <<'PY'
 import json, random, sys
 from transformers import AutoTokenizer

@@ -76,7 +76,10 @@ def as_number(answer) -> float:
     if isinstance(answer, bool) or not isinstance(answer, numbers.Real):
         item = "；张量或数组请先用 `.item()` 取出数值" if hasattr(answer, "item") else ""
         raise Retry(f"这里要一个数（int 或 float），你给的是 {type(answer).__name__}{item}")
-    value = float(answer)
+    try:
+        value = float(answer)
+    except OverflowError:
+        value = math.inf
     if not math.isfinite(value):
         raise Retry("这里要一个有限的数")
     return value
@@ -123,11 +126,12 @@ def as_letters(answer, options: str) -> str:
 def check_choice(answer, correct: str, options: str, *, why_not: dict[str, str],
                  hint: str) -> None:
     """Single choice: one letter, case and spaces ignored."""
-    letters = as_letters(answer, options)
-    if len(set(letters)) > 1:
+    letters = set(as_letters(answer, options))
+    if len(letters) > 1:
         raise Retry("这是单选题：只填一个字母")
-    if letters != correct:
-        raise Retry(why_not.get(letters, hint))
+    (letter,) = letters
+    if letter != correct:
+        raise Retry(why_not.get(letter, hint))
 
 
 def check_choices(answer, correct: set[str], options: str, *, why_not: dict[str, str],
@@ -136,7 +140,7 @@ def check_choices(answer, correct: set[str], options: str, *, why_not: dict[str,
     chosen = set(as_letters(answer, options))
     wrong = sorted(chosen - correct)
     if wrong:
-        raise Retry(why_not[wrong[0]])
+        raise Retry(why_not.get(wrong[0], f"“{wrong[0]}”不该选：再读一遍这一项"))
     if chosen != correct:
         raise Retry(missing)
 

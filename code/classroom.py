@@ -156,10 +156,16 @@ def lr_curves(total_steps: int, warmup_steps: int, scheduler_type: str = "cosine
     under DeepSpeed's WarmupLR with its defaults (log warm-up, then constant), which a
     `scheduler` block in the DeepSpeed config puts in the Trainer's place."""
     from deepspeed.runtime.lr_schedules import WarmupLR  # a slow import: only when asked
+    from deepspeed.utils import logger as deepspeed_logger
 
     def follow(make_scheduler) -> list[float]:
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak_lr)
-        scheduler = make_scheduler(optimizer)
+        level = deepspeed_logger.level
+        deepspeed_logger.setLevel("ERROR")
+        try:
+            scheduler = make_scheduler(optimizer)
+        finally:
+            deepspeed_logger.setLevel(level)
         rates = []
         for _ in range(total_steps):
             rates.append(optimizer.param_groups[0]["lr"])

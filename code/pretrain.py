@@ -171,7 +171,9 @@ class ThroughputCallback(TrainerCallback):
 
     def __init__(self, flops_per_token: float | None = None, peak_flops: float | None = None):
         self.flops_per_token, self.peak_flops = flops_per_token, peak_flops
-        self.mark = self.tokens_at_last_log = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.mark = self.tokens_at_last_log = None  # every train() call starts its own clock
         self.seconds = 0.0
 
     def on_step_begin(self, args, state, control, **kwargs):
@@ -191,8 +193,8 @@ class ThroughputCallback(TrainerCallback):
     on_save = on_evaluate
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if "loss" not in logs or self.seconds == 0:  # only training log lines
-            return
+        if "loss" not in logs or self.seconds == 0 or args.include_num_input_tokens_seen == "no":
+            return  # only training log lines, and only when the Trainer counts tokens
         rate = (state.num_input_tokens_seen - self.tokens_at_last_log) / self.seconds
         extra = {"tokens_per_second": round(rate, 1)}
         if self.flops_per_token and self.peak_flops:
@@ -570,8 +572,8 @@ def prepare_tracking(training_args) -> None:
 
 # ---- chapters/05_script.ipynb, cell 45 ----
 PEAK_BF16_TFLOPS = {  # dense bf16 tensor-core peak of one device, from the vendors' data sheets
-    "B200": 2250, "H200": 989, "H100": 989, "H100 PCIe": 756, "A100": 312,
-    "L40S": 362, "L40": 181, "L4": 121, "RTX 4090": 165, "RTX 3090": 71,
+    "B200": 2250, "H200": 989, "H200 NVL": 835, "H100": 989, "H100 NVL": 835, "H100 PCIe": 756,
+    "A100": 312, "L40S": 362, "L40": 181, "L4": 121, "RTX 4090": 165, "RTX 3090": 71,
 }
 
 
@@ -590,10 +592,15 @@ def peak_flops(device: torch.device, tflops: float | None = None) -> float | Non
 
 def flops_per_token(model, seq_len: int) -> float:
     """Training FLOPs per token, 6N + 12·L·d·T: N weights in matrix multiplies (forward and
-    backward) plus attention over a context of T = `seq_len` tokens."""
+    backward) plus attention over a context of T = `seq_len` tokens (causal masking ignored, as
+    in PaLM). Counts full sizes also when ZeRO-3 has partitioned the weights (`ds_numel`)."""
+    def size(p) -> int:
+        return getattr(p, "ds_numel", p.numel())
+
     embedding = model.get_input_embeddings().weight
     output = model.get_output_embeddings().weight
-    n = model.num_parameters() - embedding.numel() + (output.numel() if output is embedding else 0)
+    n = sum(size(p) for p in model.parameters()) - size(embedding)
+    n += size(output) if output is embedding else 0
     config = model.config
     return 6 * n + 12 * config.num_hidden_layers * config.hidden_size * seq_len
 

@@ -205,3 +205,11 @@ def test_check_prints_one_line_and_returns_nothing(capsys):
     """What the notebooks call: a cell ending in check(...) shows the feedback line only."""
     assert check("04.2", None) is None
     assert capsys.readouterr().out == NOT_ANSWERED + "\n"
+
+
+def test_odd_answers_only_ever_print_a_line(capsys):
+    assert grade("01.3", 10**400) is False  # too large for a float
+    assert "有限" in capsys.readouterr().out
+    for exercise_id in ["02.1", "04.3", "05.3"]:
+        (letter,) = [x for x in "ABCD" if grade(exercise_id, x)]
+        assert grade(exercise_id, letter * 2) is True  # "BB" is still one letter

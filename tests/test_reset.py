@@ -24,9 +24,11 @@ def test_reset_restores_notebooks_and_removes_what_runs_created(tmp_path):
     git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "course")
     notebook = repo / "chapters" / "00_setup.ipynb"
     committed = notebook.read_bytes()
-    notebook.write_text("{}")  # a student's edits
+    notebook.write_text("{}")  # a student's edits, one of them even staged
+    git(repo, "add", "chapters/00_setup.ipynb")
+    notebook.write_text("{ }")
     for folder in ["chapters/runs/04_trainer/checkpoint-50", "runs/pretrain-tiny",
-                   "chapters/.ipynb_checkpoints"]:
+                   "chapters/.ipynb_checkpoints", "chapters/solutions/runs/x"]:
         (repo / folder).mkdir(parents=True)
         (repo / folder / "file").write_text("x")
     (repo / "chapters" / "Untitled.ipynb").write_text("{}")
@@ -39,7 +41,7 @@ def test_reset_restores_notebooks_and_removes_what_runs_created(tmp_path):
     dry = subprocess.run([sys.executable, str(repo / "tools" / "reset.py"), "--dry-run"],
                          capture_output=True, text=True, env=env)
     assert dry.returncode == 0 and "would restore chapters/00_setup.ipynb" in dry.stdout
-    assert notebook.read_text() == "{}" and (repo / "runs").exists()  # a dry run changes nothing
+    assert notebook.read_text() == "{ }" and (repo / "runs").exists()  # a dry run changes nothing
 
     done = subprocess.run([sys.executable, str(repo / "tools" / "reset.py")], capture_output=True,
                           text=True, env=env)
@@ -47,6 +49,8 @@ def test_reset_restores_notebooks_and_removes_what_runs_created(tmp_path):
     assert notebook.read_bytes() == committed
     assert not (repo / "runs").exists() and not (repo / "chapters" / "runs").exists()
     assert not (repo / "chapters" / ".ipynb_checkpoints").exists()
+    assert not (repo / "chapters" / "solutions" / "runs").exists()
+    assert done.stdout.count("deleted chapters/runs/") == 1  # listed once, not per subfolder
     assert (repo / "chapters" / "Untitled.ipynb").exists()
     assert "kept chapters/Untitled.ipynb" in done.stdout
     assert "deleted 1 datasets cache file(s)" in done.stdout

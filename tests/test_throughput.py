@@ -32,6 +32,7 @@ def test_flops_per_token_without_tied_embeddings(pretrain):
 
 @pytest.mark.parametrize("name,tflops", [
     ("NVIDIA H200", 989), ("NVIDIA H100 80GB HBM3", 989), ("NVIDIA H100 PCIe", 756),
+    ("NVIDIA H100 NVL", 835), ("NVIDIA H200 NVL", 835),
     ("NVIDIA A100-SXM4-80GB", 312), ("NVIDIA L40S", 362), ("NVIDIA L40", 181),
     ("NVIDIA GeForce RTX 4090", 165), ("Tesla T4", None),
 ])
@@ -48,8 +49,9 @@ def test_callback_rate_leaves_out_evaluation_and_saving(pretrain, monkeypatch):
     clock = iter([0.0, 1.0, 2.0, 30.0, 31.0])  # step, step, [eval + save], step
     monkeypatch.setattr(pretrain.time, "perf_counter", lambda: next(clock))
     callback = pretrain.ThroughputCallback(flops_per_token=1e6, peak_flops=4e9)
-    args, state = SimpleNamespace(world_size=2), SimpleNamespace(num_input_tokens_seen=0,
-                                                                 log_history=[{}])
+    args = SimpleNamespace(world_size=2, include_num_input_tokens_seen="all")
+    state = SimpleNamespace(num_input_tokens_seen=0, log_history=[{}])
+    callback.on_train_begin(args, state, None)
     for event in ["begin", "end", "begin", "end", "eval", "begin", "end"]:
         if event == "begin":
             callback.on_step_begin(args, state, None)
@@ -89,3 +91,44 @@ def test_script_logs_throughput_to_history_and_tensorboard(pretrain, tmp_path):
     for path in (out / "runs").rglob("events.out.tfevents.*"):
         tags |= set(EventAccumulator(str(path)).Reload().Tags()["scalars"])
     assert {"train/tokens_per_second", "train/mfu", "train/loss"} <= tags
+
+
+def test_callback_starts_over_with_every_training_run(pretrain, tmp_path):
+    """A second trainer.train() (a re-run notebook cell) must not report negative rates."""
+    from transformers import Trainer, TrainingArguments, default_data_collator
+
+    tokenizer = pretrain.load_tokenizer(pretrain.TOKENIZER_DIR)
+    raw = pretrain.load_corpus([pretrain.CORPUS_FILE]).select(range(200))
+    blocks, _ = pretrain.prepare_lm_dataset(raw, tokenizer, 32)
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=4, logging_steps=2,
+                             per_device_train_batch_size=4, report_to="none", use_cpu=True,
+                             include_num_input_tokens_seen="all", save_strategy="no",
+                             disable_tqdm=True)
+    trainer = Trainer(model=pretrain.build_model(config_name=pretrain.TINY_CONFIG_DIR), args=args,
+                      train_dataset=blocks, data_collator=default_data_collator)
+    trainer.callback_handler.callbacks.insert(0, pretrain.ThroughputCallback())
+    for _ in range(2):
+        trainer.train()
+        rates = [h["tokens_per_second"] for h in trainer.state.log_history if "loss" in h]
+        assert len(rates) == 2 and min(rates) > 0
+
+
+def test_no_rate_without_token_counting(pretrain):
+    callback = pretrain.ThroughputCallback()
+    args = SimpleNamespace(world_size=1, include_num_input_tokens_seen="no")
+    state = SimpleNamespace(num_input_tokens_seen=0, log_history=[{}])
+    callback.on_train_begin(args, state, None)
+    callback.on_step_begin(args, state, None)
+    callback.on_step_end(args, state, None)
+    logs = {"loss": 1.0}
+    callback.on_log(args, state, None, logs=logs)
+    assert logs == {"loss": 1.0}
+
+
+def test_flops_per_token_counts_zero3_partitioned_weights(pretrain):
+    model = pretrain.build_model(config_name=pretrain.TINY_CONFIG_DIR)
+    full = pretrain.flops_per_token(model, 128)
+    for p in model.parameters():  # what ZeRO-3 leaves on each rank: an empty shard + ds_numel
+        p.ds_numel = p.numel()
+        p.data = torch.empty(0)
+    assert pretrain.flops_per_token(model, 128) == full

@@ -36,7 +36,8 @@ def main() -> None:
     paths = args.notebooks or [*sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")),
                                *sorted((ROOT / "chapters" / "solutions").glob("*.ipynb"))]
     for path in paths:
-        print(f"{path}: {execute(path):.1f} s", flush=True)
+        name = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
+        print(f"{name}: {execute(path):.1f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ def render(chapters: Path = CHAPTERS, target: str = "pretrain") -> str:
         parts.append(f"# ---- chapters/{name}, cell {index} ----\n{body}")
     head = HEADER + (docstring + "\n" if docstring else "")
     footer = FOOTER if target == "pretrain" else "\n"
-    first = parts[0].splitlines()[1] if parts else ""
+    first = (parts[0].splitlines() + [""])[1] if parts else ""
     gap = "\n\n\n" if first.startswith(("def ", "class ", "@")) else "\n\n"  # isort's rule
     return head + import_block(imports) + gap + "\n\n\n".join(parts) + footer
 

@@ -3,10 +3,11 @@
     python tools/reset.py            # or: make reset
     python tools/reset.py --dry-run  # only list what it would do
 
-Restores every committed notebook under chapters/ from git (students' edits in them are lost:
-save a copy first), deletes runs/ folders and .ipynb_checkpoints/ inside the course, and the
-datasets cache files that `map()` wrote for the bundled corpus. Notebooks the class created
-(Untitled.ipynb, ...) are left alone and listed.
+Restores every committed file under chapters/ (the notebooks, exercises.py, the solutions) to
+the last commit, staged changes included (students' edits are lost: save a copy first); deletes
+what runs create (runs/ folders, .ipynb_checkpoints/, outputs/, wandb/) and the datasets cache
+files that `map()` wrote for the bundled corpus. Notebooks the class created (Untitled.ipynb, ...)
+are left alone and listed.
 """
 
 import argparse
@@ -24,11 +25,13 @@ def git(*args: str) -> subprocess.CompletedProcess:
 
 
 def created_folders() -> list[Path]:
-    """What running the notebooks and the script leaves in the course tree."""
-    found = [p for p in (ROOT / "runs", *ROOT.glob("chapters/**/runs")) if p.is_dir()]
-    found += [p for p in ROOT.glob("**/.ipynb_checkpoints")
-              if ".venv" not in p.relative_to(ROOT).parts]
-    return found
+    """What running the notebooks and the script leaves in the course tree (outside .venv)."""
+    found = [ROOT / name for name in ("runs", "outputs", "wandb", ".ipynb_checkpoints")]
+    for top in ("chapters", "code", "bench", "tools"):
+        found += (ROOT / top).glob("**/runs")
+        found += (ROOT / top).glob("**/.ipynb_checkpoints")
+    found = [p for p in found if p.is_dir()]
+    return [p for p in found if not any(parent in found for parent in p.parents)]
 
 
 def main() -> None:
@@ -42,19 +45,18 @@ def main() -> None:
     extra = [line[3:] for line in status.splitlines()
              if line.startswith("??") and line.endswith(".ipynb")]
     folders = created_folders()
-    restore, delete = ("would restore", "would delete") if args.dry_run else ("restored", "deleted")
-    for path in changed:
-        print(f"{restore} {path}")
-    for folder in folders:
-        print(f"{delete} {folder.relative_to(ROOT)}/")
     for path in extra:
         print(f"kept {path} (not part of the course; delete it by hand if you want)")
     if args.dry_run:
+        print("\n".join([*(f"would restore {path}" for path in changed),
+                         *(f"would delete {f.relative_to(ROOT)}/" for f in folders)]))
         return
-    if changed and git("checkout", "--", "chapters").returncode != 0:
+    if changed and git("checkout", "HEAD", "--", "chapters").returncode != 0:
         sys.exit("reset.py: error: git could not restore chapters/")
     for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder)
+    print("\n".join([*(f"restored {path}" for path in changed),
+                     *(f"deleted {f.relative_to(ROOT)}/" for f in folders)]))
     from datasets import load_dataset  # slow to import: only when really resetting
 
     removed = load_dataset("json", data_files=str(CORPUS), split="train").cleanup_cache_files()
