@@ -59,3 +59,12 @@ def test_streamed_blocks_equal_map_style_blocks(pretrain, tiny_tokenizer):
     lm_ds, _ = pretrain.prepare_lm_dataset(pretrain.load_corpus([pretrain.CORPUS_FILE]),
                                            tiny_tokenizer, 128)
     assert list(stream.take(300)) == lm_ds.select(range(300)).to_list()
+
+
+def test_tokenize_batch_equals_tokenize_function(pretrain, tiny_tokenizer):
+    raw = pretrain.load_corpus([pretrain.CORPUS_FILE]).select(range(300))
+    kwargs = dict(batched=True, remove_columns=["text"], fn_kwargs={"tokenizer": tiny_tokenizer})
+    readable = raw.map(pretrain.tokenize_function, **kwargs)
+    fast = raw.with_format("arrow").map(pretrain.tokenize_batch, **kwargs).with_format(None)
+    assert fast["input_ids"] == readable["input_ids"]
+    assert all(ids[-1] == tiny_tokenizer.eos_token_id for ids in fast["input_ids"])
