@@ -25,17 +25,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from common import ROOT, make_corpus, print_table, run_json  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tools"))
+from export import notebook_function  # noqa: E402
+
 BLOCK_SIZE = 128
-
-
-def teaching_group_texts():
-    """Chapter 03's readable group_texts, taken from the notebook cell that defines it."""
-    nb = json.loads((ROOT / "chapters" / "03_data.ipynb").read_text(encoding="utf-8"))
-    (source,) = ["".join(c["source"]) for c in nb["cells"]
-                 if c["cell_type"] == "code" and "def group_texts(" in "".join(c["source"])]
-    namespace = {}
-    exec(source, namespace)
-    return namespace["group_texts"]
 
 
 def worker(row: str, corpus: str) -> dict:
@@ -64,7 +57,8 @@ def worker(row: str, corpus: str) -> dict:
     kwargs = dict(batched=True, fn_kwargs={"block_size": BLOCK_SIZE})
     start = time.perf_counter()
     if row == "packing: group_texts":
-        tokenized.map(teaching_group_texts(), **kwargs)
+        tokenized.map(notebook_function(ROOT / "chapters" / "03_data.ipynb", "group_texts"),
+                      **kwargs)
     else:
         tokenized.with_format("arrow").map(pretrain.pack_blocks, **kwargs)
     seconds = time.perf_counter() - start

@@ -9,13 +9,17 @@ ASSETS = ROOT / "assets"
 QWEN_TOKENIZER = ROOT.parent / "shared" / "data" / "qwen2.5-tokenizer"
 
 
-@pytest.fixture(scope="session")
-def pretrain():
-    """code/pretrain.py loaded by path (`code` is also a standard-library module name)."""
-    spec = importlib.util.spec_from_file_location("pretrain", ROOT / "code" / "pretrain.py")
+def load_module(name: str):
+    """code/<name>.py loaded by path (`code` is also a standard-library module name)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "code" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def pretrain():
+    return load_module("pretrain")
 
 
 @pytest.fixture(scope="session")

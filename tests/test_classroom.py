@@ -1,7 +1,6 @@
 """The classroom explorers: their functions give the chapters' numbers, and the widgets build and
 react without a browser."""
 
-import importlib.util
 import json
 import math
 
@@ -9,7 +8,7 @@ import matplotlib
 import pytest
 from transformers import AutoConfig
 
-from conftest import ASSETS, ROOT
+from conftest import ASSETS, ROOT, load_module
 
 matplotlib.use("Agg")
 QWEN = dict(layers=28, hidden=1536, heads=12, kv_heads=2, vocab=151936, seq_len=2048,
@@ -18,10 +17,7 @@ QWEN = dict(layers=28, hidden=1536, heads=12, kv_heads=2, vocab=151936, seq_len=
 
 @pytest.fixture(scope="module")
 def classroom():
-    spec = importlib.util.spec_from_file_location("classroom", ROOT / "code" / "classroom.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("classroom")
 
 
 @pytest.fixture(scope="module")

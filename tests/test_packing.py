@@ -1,22 +1,20 @@
 """The exported fast packing cuts exactly the blocks of chapter 03's readable group_texts."""
 
-import json
+import sys
 
 import pyarrow as pa
 import pytest
 
 from conftest import ROOT
 
+sys.path.insert(0, str(ROOT / "tools"))
+import export  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def group_texts():
     """The teaching version, taken from the chapter 03 cell that defines it."""
-    nb = json.loads((ROOT / "chapters" / "03_data.ipynb").read_text(encoding="utf-8"))
-    (source,) = ["".join(c["source"]) for c in nb["cells"]
-                 if c["cell_type"] == "code" and "def group_texts(" in "".join(c["source"])]
-    namespace = {}
-    exec(source, namespace)
-    return namespace["group_texts"]
+    return export.notebook_function(ROOT / "chapters" / "03_data.ipynb", "group_texts")
 
 
 @pytest.fixture(scope="module")
