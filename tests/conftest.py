@@ -30,6 +30,14 @@ def tiny_tokenizer():
 
 
 @pytest.fixture(scope="session")
+def tokenized_corpus(pretrain, tiny_tokenizer):
+    """The bundled corpus, tokenized with chapter 03's `tokenize_function` (EOS after each)."""
+    raw = pretrain.load_corpus([pretrain.CORPUS_FILE])
+    return raw.map(pretrain.tokenize_function, batched=True, remove_columns=["text"],
+                   fn_kwargs={"tokenizer": tiny_tokenizer})
+
+
+@pytest.fixture(scope="session")
 def qwen_tokenizer():
     """The real Qwen2.5 tokenizer from ../shared/data, when it is there."""
     if not (QWEN_TOKENIZER / "tokenizer.json").exists():

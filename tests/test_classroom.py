@@ -68,11 +68,9 @@ def test_memory_explorer_builds_and_reacts(classroom, qwen_config, capsys):
 
 
 @pytest.fixture(scope="module")
-def doc_lengths(pretrain, tiny_tokenizer):
+def doc_lengths(pretrain, tokenized_corpus):
     raw = pretrain.load_corpus([pretrain.CORPUS_FILE])
-    tokenized = raw.map(pretrain.tokenize_function, batched=True, remove_columns=["text"],
-                        fn_kwargs={"tokenizer": tiny_tokenizer})
-    return [len(ids) for ids in tokenized["input_ids"]], raw
+    return [len(ids) for ids in tokenized_corpus["input_ids"]], raw
 
 
 @pytest.mark.parametrize("block_size,batch_size", [(128, 1000), (512, 10), (2048, 4000)])

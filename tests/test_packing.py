@@ -17,18 +17,13 @@ def group_texts():
     return export.notebook_function(ROOT / "chapters" / "03_data.ipynb", "group_texts")
 
 
-@pytest.fixture(scope="module")
-def tokenized(pretrain, tiny_tokenizer):
-    raw = pretrain.load_corpus([pretrain.CORPUS_FILE])
-    return raw.map(pretrain.tokenize_function, batched=True, remove_columns=["text"],
-                   fn_kwargs={"tokenizer": tiny_tokenizer})
-
-
 @pytest.mark.parametrize("block_size,batch_size", [(16, 7), (128, 1000), (509, 333)])
-def test_pack_blocks_equals_group_texts(pretrain, group_texts, tokenized, block_size, batch_size):
+def test_pack_blocks_equals_group_texts(pretrain, group_texts, tokenized_corpus, block_size,
+                                        batch_size):
     kwargs = dict(batched=True, batch_size=batch_size, fn_kwargs={"block_size": block_size})
-    slow = tokenized.map(group_texts, **kwargs)
-    fast = tokenized.with_format("arrow").map(pretrain.pack_blocks, **kwargs).with_format(None)
+    slow = tokenized_corpus.map(group_texts, **kwargs)
+    fast = tokenized_corpus.with_format("arrow").map(pretrain.pack_blocks, **kwargs)
+    fast = fast.with_format(None)
     assert fast.num_rows == slow.num_rows > 500
     assert fast[:] == slow[:]
 
