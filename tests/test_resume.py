@@ -1,7 +1,7 @@
 """Interrupted runs: SIGKILL at any moment, rerun the same command, get the same losses."""
 
 import json
-import os
+import logging
 import signal
 import subprocess
 import sys
@@ -40,9 +40,10 @@ def uninterrupted(finished_run):
     return losses(finished_run)
 
 
-def kill_when(out, ready, delay: float = 0.0) -> None:
+def kill_when(out, ready, delay: float = 0.0, extra: tuple[str, ...] = ()) -> None:
     """Start the run and SIGKILL it `delay` seconds after `ready(out)` holds."""
-    proc = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(command(out) + list(extra), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not ready(out) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -58,7 +59,7 @@ def has(name):
 
 @pytest.mark.parametrize("moment", ["early", "mid-epoch", "during a save", "after a save"])
 def test_killed_run_resumes_with_the_uninterrupted_losses(moment, uninterrupted, tmp_path,
-                                                          pretrain):
+                                                          pretrain, caplog):
     out = tmp_path / "run"
     ready, delay = {
         "early": (lambda out: True, 4.0),  # while the model and the data are being prepared
@@ -73,9 +74,10 @@ def test_killed_run_resumes_with_the_uninterrupted_losses(moment, uninterrupted,
     for checkpoint in out.glob("checkpoint-*"):  # every checkpoint counted as saved must load
         if pretrain.is_complete_checkpoint(checkpoint):
             AutoModelForCausalLM.from_pretrained(checkpoint)
-    log = finish(out)
+    with caplog.at_level(logging.WARNING, logger="pretrain"):
+        assert pretrain.train(["--output_dir", str(out), *ARGS])  # the same command, in-process
     if moment == "during a save":
-        assert "skipping incomplete checkpoint" in log
+        assert "skipping incomplete checkpoint" in caplog.text
     assert same_losses(losses(out), uninterrupted)
 
 
@@ -125,11 +127,9 @@ def test_notebook_path_and_script_agree(tmp_path, pretrain):
     notebook = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
 
     out = tmp_path / "script"
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--output_dir", str(out), "--max_steps", str(steps),
-         "--logging_steps", "1", "--warmup_steps", "2", "--eval_strategy", "no",
-         "--save_strategy", "no"], capture_output=True, text=True, env=dict(os.environ))
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert pretrain.train(["--output_dir", str(out), "--max_steps", str(steps), "--logging_steps",
+                           "1", "--warmup_steps", "2", "--eval_strategy", "no",
+                           "--save_strategy", "no"])
     assert losses(out) == notebook
     script_args = pretrain.parse_args(["--output_dir", str(tmp_path / "x")])
     train_ds, _, _ = pretrain.build_datasets(pretrain.load_corpus([pretrain.CORPUS_FILE]),
@@ -144,20 +144,12 @@ def test_notebook_path_and_script_agree(tmp_path, pretrain):
 STREAM = ["--streaming", "true"]
 
 
-def test_streamed_corpus_resumes_exactly(tmp_path):
+def test_streamed_corpus_resumes_exactly(tmp_path, pretrain):
     """A stream has no random access: resume must re-find its position in the stream."""
     full, cut = tmp_path / "full", tmp_path / "cut"
-    for out in (full, cut):
-        if out is cut:
-            proc = subprocess.Popen(command(out) + STREAM, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-            while not (out / "checkpoint-6" / "trainer_state.json").exists():
-                assert proc.poll() is None, "the run ended before it could be killed"
-                time.sleep(0.02)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        done = subprocess.run(command(out) + STREAM, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
+    kill_when(cut, has("checkpoint-6/trainer_state.json"), extra=STREAM)
+    for out in (full, cut):  # the uninterrupted run, then the rerun of the killed one
+        assert pretrain.train(["--output_dir", str(out), *ARGS, *STREAM])
     assert same_losses(losses(cut), losses(full))
     report = json.loads((full / "packing_report.json").read_text())
     assert report["streaming"] is True and report["eval_blocks"] == 64

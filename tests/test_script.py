@@ -54,8 +54,10 @@ def check_outputs(out, log: str, world_size: int) -> None:
 def python_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("python") / "run"
     tmp = tmp_path_factory.mktemp("tmpdir")
+    # importing torch._dynamo makes torch's compile cache, by default under TMPDIR: not ours
+    cache = tmp_path_factory.mktemp("torchinductor")
     done = run([sys.executable, str(SCRIPT), "--output_dir", str(out), "--report_to",
-                "tensorboard", *SHORT], TMPDIR=str(tmp))
+                "tensorboard", *SHORT], TMPDIR=str(tmp), TORCHINDUCTOR_CACHE_DIR=str(cache))
     assert done.returncode == 0, done.stderr[-3000:]
     assert not list(tmp.iterdir()), "no temporary files are left behind"
     return out, done.stdout + done.stderr
