@@ -29,9 +29,9 @@ def finish(out) -> str:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
+def finished_run(tmp_path_factory, pretrain):
     out = tmp_path_factory.mktemp("full") / "run"
-    finish(out)
+    assert pretrain.train(["--output_dir", str(out), *ARGS])
     return out
 
 
