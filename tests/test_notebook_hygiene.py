@@ -36,6 +36,11 @@ def test_execution_counts_are_1_to_n(notebook):
     assert counts == list(range(1, len(counts) + 1))
 
 
+def test_no_execution_timestamps(notebook):
+    # tools/execute.py runs with record_timing=False: timestamps would change every line on rerun
+    assert all("execution" not in c.metadata for c in code_cells(notebook))
+
+
 def test_no_stored_errors(notebook):
     for cell in code_cells(notebook):
         assert all(o.output_type != "error" for o in cell.outputs), cell.source[:80]
