@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
 import pytest
 from transformers import AutoModelForCausalLM
@@ -40,7 +41,7 @@ def uninterrupted(finished_run):
     return losses(finished_run)
 
 
-def kill_when(out, ready, delay: float = 0.0, extra: tuple[str, ...] = ()) -> None:
+def kill_when(out, ready, delay: float = 0.0, extra: Sequence[str] = ()) -> None:
     """Start the run and SIGKILL it `delay` seconds after `ready(out)` holds."""
     proc = subprocess.Popen(command(out) + list(extra), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
