@@ -1,4 +1,4 @@
-"""The script under SIGTERM, messy real corpora, no network, and with secrets around."""
+"""The script under SIGTERM, messy real corpora, no network, and wandb without a login."""
 
 import json
 import logging
@@ -26,8 +26,8 @@ def script(*args, env=None, **kwargs) -> subprocess.CompletedProcess:
 
 def test_sigterm_saves_a_checkpoint_and_the_rerun_matches(tmp_path, pretrain):
     # transformers waits 3 s after a SIGTERM before it asks for the checkpoint, so the run is
-    # sized to have well over 3 s of training left after its first step (~15 s on 2 cores)
-    args = ["--max_steps", "12", "--per_device_train_batch_size", "64", "--logging_steps", "1",
+    # sized to have well over 3 s of training left after its first step (~10 s on 2 cores)
+    args = ["--max_steps", "16", "--per_device_train_batch_size", "32", "--logging_steps", "1",
             "--save_steps", "1000", "--eval_strategy", "no", "--warmup_steps", "2"]
     full, cut = tmp_path / "full", tmp_path / "cut"
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "--output_dir", str(cut), *args],
@@ -41,7 +41,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_matches(tmp_path, pretrain):
     assert "stopped at step" in log
     checkpoints = list(cut.glob("checkpoint-*"))
     assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.json").exists()
-    assert 1 <= int(checkpoints[0].name.split("-")[1]) < 12
+    assert 1 <= int(checkpoints[0].name.split("-")[1]) < 16
     assert not (cut / "all_results.json").exists(), "a stopped run is not reported as finished"
     for out in (cut, full):  # the rerun of the same command, and an uninterrupted run (in-process)
         assert pretrain.train(["--output_dir", str(out), *args])
@@ -138,14 +138,3 @@ def test_trust_remote_code_is_off_by_default_and_announced_when_on(tmp_path, pre
     with caplog.at_level(logging.WARNING, logger="pretrain"):
         pretrain.train(["--output_dir", str(tmp_path / "out"), "--trust_remote_code", *QUICK])
     assert "--trust_remote_code is on" in caplog.text
-
-
-def test_no_secret_from_the_environment_is_printed(tmp_path):
-    secrets = {"HF_TOKEN": "hf_s3cr3tT0k3nValue", "AWS_SECRET_ACCESS_KEY": "aws/s3cr3t+key"}
-    out = tmp_path / "out"
-    done = script("--output_dir", str(out), *QUICK, "--report_to", "tensorboard", env=secrets)
-    assert done.returncode == 0, done.stderr[-3000:]
-    written = done.stdout + done.stderr + "".join(
-        p.read_text(errors="ignore") for p in out.rglob("*") if p.is_file() and p.suffix == ".json")
-    for value in secrets.values():
-        assert value not in written

@@ -15,6 +15,8 @@ SCRIPT = ROOT / "code" / "pretrain.py"
 # A short run: 8 optimizer steps of 4 x 128 tokens, a checkpoint every 4 steps.
 SHORT = ["--max_steps", "8", "--per_device_train_batch_size", "4", "--logging_steps", "1",
          "--eval_steps", "4", "--save_steps", "4", "--warmup_steps", "2"]
+# in the environment of the plain python run; neither may appear in its logs or files
+SECRETS = {"HF_TOKEN": "hf_s3cr3tT0k3nValue", "AWS_SECRET_ACCESS_KEY": "aws/s3cr3t+key"}
 BATCH_LINE = re.compile(r"world size (\d+) x per-device batch (\d+) x grad accumulation (\d+) = "
                         r"(\d+) sequences x (\d+) tokens = ([\d,]+) tokens per optimizer step")
 
@@ -57,10 +59,19 @@ def python_run(tmp_path_factory):
     # importing torch._dynamo makes torch's compile cache, by default under TMPDIR: not ours
     cache = tmp_path_factory.mktemp("torchinductor")
     done = run([sys.executable, str(SCRIPT), "--output_dir", str(out), "--report_to",
-                "tensorboard", *SHORT], TMPDIR=str(tmp), TORCHINDUCTOR_CACHE_DIR=str(cache))
+                "tensorboard", *SHORT], TMPDIR=str(tmp), TORCHINDUCTOR_CACHE_DIR=str(cache),
+               **SECRETS)
     assert done.returncode == 0, done.stderr[-3000:]
     assert not list(tmp.iterdir()), "no temporary files are left behind"
     return out, done.stdout + done.stderr
+
+
+def test_no_secret_from_the_environment_is_printed(python_run):
+    out, log = python_run
+    written = log + "".join(p.read_text(errors="ignore") for p in out.rglob("*")
+                            if p.is_file() and p.suffix == ".json")
+    for value in SECRETS.values():
+        assert value not in written
 
 
 def test_python_run_writes_model_metrics_report_and_curve(python_run):
