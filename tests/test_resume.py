@@ -23,6 +23,11 @@ def command(out) -> list[str]:
     return [sys.executable, str(SCRIPT), "--output_dir", str(out), *ARGS]
 
 
+def train_in_process(pretrain, out, *extra: str) -> None:
+    """The same command as `command(out)`, run through `pretrain.train` in this process."""
+    assert pretrain.train(["--output_dir", str(out), *ARGS, *extra])
+
+
 def finish(out) -> str:
     done = subprocess.run(command(out), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -32,7 +37,7 @@ def finish(out) -> str:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, pretrain):
     out = tmp_path_factory.mktemp("full") / "run"
-    assert pretrain.train(["--output_dir", str(out), *ARGS])
+    train_in_process(pretrain, out)
     return out
 
 
@@ -76,7 +81,7 @@ def test_killed_run_resumes_with_the_uninterrupted_losses(moment, uninterrupted,
         if pretrain.is_complete_checkpoint(checkpoint):
             AutoModelForCausalLM.from_pretrained(checkpoint)
     with caplog.at_level(logging.WARNING, logger="pretrain"):
-        assert pretrain.train(["--output_dir", str(out), *ARGS])  # the same command, in-process
+        train_in_process(pretrain, out)
     if moment == "during a save":
         assert "skipping incomplete checkpoint" in caplog.text
     assert same_losses(losses(out), uninterrupted)
@@ -150,7 +155,7 @@ def test_streamed_corpus_resumes_exactly(tmp_path, pretrain):
     full, cut = tmp_path / "full", tmp_path / "cut"
     kill_when(cut, has("checkpoint-6/trainer_state.json"), extra=STREAM)
     for out in (full, cut):  # the uninterrupted run, then the rerun of the killed one
-        assert pretrain.train(["--output_dir", str(out), *ARGS, *STREAM])
+        train_in_process(pretrain, out, *STREAM)
     assert same_losses(losses(cut), losses(full))
     report = json.loads((full / "packing_report.json").read_text())
     assert report["streaming"] is True and report["eval_blocks"] == 64
