@@ -8,7 +8,8 @@
 #   bash code/pretrain.sh --config_name Qwen/Qwen2.5-1.5B --bf16 true   # the rest goes to pretrain.py
 #
 # DS_CONFIG replaces the DeepSpeed config, MASTER_PORT the rendezvous port (default 29500),
-# NUM_PROCS the number of CPU processes when there is no GPU (default 2), PYTHON the interpreter.
+# NUM_PROCS the number of CPU processes when there is no GPU (default 2; each gets cores/NUM_PROCS
+# threads unless OMP_NUM_THREADS is set), PYTHON the interpreter.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ds_config="${DS_CONFIG:-$here/../ds_config_zero2.json}"
@@ -27,8 +28,12 @@ fi
 if ! "$python" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
   # No GPU: DeepSpeed's CPU accelerator and gloo; on a laptop this shows the mechanics, not speed.
   export DS_ACCELERATOR=cpu
+  procs="${NUM_GPUS:-${NUM_PROCS:-2}}"
   if [[ -z "${NUM_GPUS:-}${INCLUDE:-}" ]]; then
-    launcher+=(--num_gpus "${NUM_PROCS:-2}")
+    launcher+=(--num_gpus "$procs")
   fi
+  # An equal share of the cores per process: more threads than cores make every step slower.
+  threads=$(( $(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN) / procs ))
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( threads > 0 ? threads : 1 ))}"
 fi
 exec "${launcher[@]}" "$here/pretrain.py" --deepspeed "$ds_config" "$@" < /dev/null
