@@ -29,6 +29,10 @@ if ! "$python" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; 
   # No GPU: DeepSpeed's CPU accelerator and gloo; on a laptop this shows the mechanics, not speed.
   export DS_ACCELERATOR=cpu
   procs="${NUM_GPUS:-${NUM_PROCS:-2}}"
+  if [[ ! "$procs" =~ ^[1-9][0-9]*$ ]]; then
+    echo "pretrain.sh: error: NUM_PROCS (or NUM_GPUS) must be a positive integer, got '$procs'" >&2
+    exit 2
+  fi
   if [[ -z "${NUM_GPUS:-}${INCLUDE:-}" ]]; then
     launcher+=(--num_gpus "$procs")
   fi

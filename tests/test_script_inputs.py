@@ -1,6 +1,7 @@
 """Bad input: one `pretrain.py: error: ...` line, exit status 2, nothing on disk touched."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -96,6 +97,16 @@ def test_error_from_a_real_process_has_no_traceback(tmp_path):
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         f"pretrain.py: error: --train_files: {tmp_path / 'missing.jsonl'} does not exist")
+
+
+def test_bad_process_count_for_the_launcher_is_one_line(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "NUM_PROCS": "two", "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(ROOT / "code" / "pretrain.sh"), "--output_dir", str(out)],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and not out.exists()
+    assert done.stderr.strip() == (
+        "pretrain.sh: error: NUM_PROCS (or NUM_GPUS) must be a positive integer, got 'two'")
 
 
 def test_null_and_empty_texts_are_skipped_and_counted(tmp_path, pretrain):
