@@ -8,8 +8,8 @@
 #   bash code/pretrain.sh --config_name Qwen/Qwen2.5-1.5B --bf16 true   # the rest goes to pretrain.py
 #
 # DS_CONFIG replaces the DeepSpeed config, MASTER_PORT the rendezvous port (default 29500),
-# NUM_PROCS the number of CPU processes when there is no GPU (default 2; each gets cores/NUM_PROCS
-# threads unless OMP_NUM_THREADS is set), PYTHON the interpreter.
+# NUM_PROCS the number of CPU processes when there is no GPU (default 2; NUM_GPUS wins if set; each
+# process gets an equal share of the cores unless OMP_NUM_THREADS is set), PYTHON the interpreter.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ds_config="${DS_CONFIG:-$here/../ds_config_zero2.json}"
