@@ -1,18 +1,30 @@
 # Quick start:  make demo   (set up + pretrain the tiny model on the bundled corpus)
 #               make test   (set up + run every test, notebooks included)
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYTHON ?= $(or $(shell command -v python3.11 || command -v python3),python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# CPU-only torch on Linux x86_64 (PyPI's build there is the CUDA one, several GB):
+#   make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+# JupyterLab refuses to run as root without --allow-root (containers, CI, a teacher's VM);
+# LAB_ARGS adds options, e.g. make lab LAB_ARGS="--no-browser --port 8890".
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_ARGS ?=
 
 .PHONY: setup demo test lab reset notebooks export lint bench
 
 setup: $(STAMP)
 
 # Re-install only when the pinned requirements change; a second run reuses the environment.
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt tools/course_kernel.py
+	@$(PYTHON) tools/check_python.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) tools/check_python.py
+	$(if $(TORCH_INDEX),$(PY) -m pip install --disable-pip-version-check -q \
+	    "$$(grep '^torch==' requirements.txt)" --index-url $(TORCH_INDEX))
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) tools/course_kernel.py
 	touch $(STAMP)
 
 demo: setup
@@ -22,7 +34,7 @@ test: setup
 	$(PY) -m pytest
 
 lab: setup
-	$(VENV)/bin/jupyter lab chapters/
+	$(VENV)/bin/jupyter lab chapters/ $(ROOT_ARGS) $(LAB_ARGS)
 
 # Teachers: restore the committed notebooks and delete checkpoints, caches and logs of past runs.
 reset: setup

@@ -1,29 +1,20 @@
-"""Root pytest configuration: the environment every test and every notebook kernel runs in.
+"""Root pytest configuration: the tests run in the environment the course's kernel gives learners.
 
-Kernels started by nbval inherit this process's environment, so setting it here makes the
-notebooks run CPU-only, offline, and without progress bars whose rates change from run to run.
-`tools/execute.py` uses the same settings when it refreshes the committed outputs.
+`tools/course_kernel.py` holds that environment once: `make setup` writes it into the kernelspec
+`llm-pretrain` that every notebook selects (nbval and JupyterLab start that kernel), and this file
+applies the same settings to the test process and the scripts it launches.
 """
 
 import os
 import sys
 from pathlib import Path
 
-KERNEL_ENV = {
-    "CUDA_VISIBLE_DEVICES": "",  # CPU only, as on a classroom laptop and in CI
-    "HF_HUB_OFFLINE": "1",  # never reach for the model hub
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "DS_ACCELERATOR": "cpu",  # DeepSpeed's CPU accelerator
-    "TOKENIZERS_PARALLELISM": "false",
-    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # also switches off transformers' bars
-    "TQDM_DISABLE": "1",
-    "PYTHONHASHSEED": "0",
-}
-os.environ.update(KERNEL_ENV)
-# `python`, `torchrun` and `deepspeed` in subprocesses are this environment's.
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
+from course_kernel import course_env  # noqa: E402
+
+os.environ.update({k: v for k, v in course_env(Path(sys.prefix)).items() if k != "PATH"})
+# `python`, `torchrun` and `deepspeed` in subprocesses are this environment's, as in the kernel.
+os.environ["PATH"] = f"{Path(sys.prefix) / 'bin'}{os.pathsep}{os.environ['PATH']}"
 
 
 def pytest_collection_modifyitems(items):

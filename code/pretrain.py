@@ -211,7 +211,7 @@ class ThroughputCallback(TrainerCallback):
         self.tokens_at_last_log, self.seconds = state.num_input_tokens_seen, 0.0
 
 
-# ---- chapters/04_trainer.ipynb, cell 19 ----
+# ---- chapters/04_trainer.ipynb, cell 21 ----
 def lm_metrics(loss: float, bytes_per_token: float) -> dict:
     """Perplexity and bits per byte from a mean cross-entropy `loss` in nats per token.
 
@@ -224,7 +224,7 @@ def lm_metrics(loss: float, bytes_per_token: float) -> dict:
     }
 
 
-# ---- chapters/04_trainer.ipynb, cell 20 ----
+# ---- chapters/04_trainer.ipynb, cell 22 ----
 def bytes_per_token(lm_ds: Dataset, tokenizer, max_blocks: int = 2000) -> float:
     """UTF-8 bytes of text per token over the first `max_blocks` packed blocks.
 
@@ -235,7 +235,7 @@ def bytes_per_token(lm_ds: Dataset, tokenizer, max_blocks: int = 2000) -> float:
     return sum(len(t.encode("utf-8")) for t in texts) / sum(len(ids) for ids in blocks)
 
 
-# ---- chapters/04_trainer.ipynb, cell 23 ----
+# ---- chapters/04_trainer.ipynb, cell 26 ----
 def plot_loss_curve(log_history: list[dict], path: str | Path, title: str = "") -> None:
     """Draw train and eval loss against the optimizer step from `trainer.state.log_history`."""
     train = [(h["step"], h["loss"]) for h in log_history if "loss" in h]

@@ -3,27 +3,27 @@
     python tools/execute.py                         # every chapter and solution notebook
     python tools/execute.py chapters/03_data.ipynb  # only these
 
-The kernel gets the same environment as the tests (root conftest.py), so the stored outputs are
-what strict nbval will compare against. Each notebook's wall time is printed.
+The notebooks run in the course kernel `llm-pretrain` (tools/course_kernel.py, installed by
+`make setup`), the kernel that `make lab` and strict nbval start too, so the stored outputs are what
+the tests compare against. Each notebook's wall time is printed.
 """
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 
+from course_kernel import KERNEL_NAME
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import conftest  # noqa: E402,F401  (sets the tests' environment for the kernels)
 
 
 def execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=1200, kernel_name="python3", record_timing=False,
+    NotebookClient(nb, timeout=1200, kernel_name=KERNEL_NAME, record_timing=False,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     nbformat.write(nb, path)
     return time.perf_counter() - start
