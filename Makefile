@@ -18,8 +18,7 @@ setup: $(STAMP)
 
 # Re-install only when the pinned requirements change; a second run reuses the environment.
 $(STAMP): requirements.txt tools/course_kernel.py
-	@$(PYTHON) tools/check_python.py
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(PY) || { $(PYTHON) tools/check_python.py && $(PYTHON) -m venv $(VENV); }
 	@$(PY) tools/check_python.py
 	$(if $(TORCH_INDEX),$(PY) -m pip install --disable-pip-version-check -q \
 	    "$$(grep '^torch==' requirements.txt)" --index-url $(TORCH_INDEX))

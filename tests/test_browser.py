@@ -11,7 +11,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -20,6 +19,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT
+from course_kernel import COURSE_ENV
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -67,13 +67,13 @@ class Lab:
     def __init__(self, cmd: list[str], cwd: Path, log: Path, browser):
         self.browser = browser
         self.port, self.token = get_free_port(), secrets.token_hex(16)
-        args = f"--no-browser --ip=127.0.0.1 --port={self.port} --IdentityProvider.token={self.token}"
-        env = {**os.environ, "LAB_ARGS": args}
-        for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
-                     "CUDA_VISIBLE_DEVICES", "DS_ACCELERATOR", "TOKENIZERS_PARALLELISM",
-                     "TQDM_DISABLE"):  # a learner's shell has none of the test settings
-            env.pop(name, None)
-        venv_bin = str(ROOT / ".venv" / "bin")  # nor the venv first on PATH (conftest.py put it there)
+        args = (f"--no-browser --ip=127.0.0.1 --port={self.port} "
+                f"--IdentityProvider.token={self.token}")
+        # a learner's shell: none of the course settings (conftest.py put them into the tests'
+        # environment) and no venv first on PATH; the kernel must bring them itself
+        env = {k: v for k, v in os.environ.items() if k not in COURSE_ENV}
+        env["LAB_ARGS"] = args
+        venv_bin = str(ROOT / ".venv" / "bin")
         env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != venv_bin)
         if cmd[0] != "make":
             cmd = [*cmd, *args.split()]
