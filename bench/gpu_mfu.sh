@@ -5,17 +5,26 @@
 #
 #   bash bench/gpu_mfu.sh          # one NVIDIA H200: about 5 minutes; goal: best MFU >= 45%
 #
-# Knobs (environment): STEPS (default 40), BATCH_PLAIN / BATCH_CKPT (micro-batch per GPU without /
-# with checkpointing, default 4 / 16), KEEP=1 (keep the runs' folders and logs), PYTHON, CONFIG and
-# BLOCK (to rehearse on a CPU: CONFIG=assets/tiny-qwen2 BLOCK=128 STEPS=12 bash bench/gpu_mfu.sh).
+#   REHEARSE=1 bash bench/gpu_mfu.sh   # the same flow on a CPU: tiny config, T = 128, 12 steps
+#
+# Without a CUDA GPU (and without REHEARSE) it stops at once with one line: the 1.5B job on a CPU
+# would take hours and 14 GB of memory. Knobs (environment): STEPS (default 40), BATCH_PLAIN /
+# BATCH_CKPT (micro-batch per GPU without / with checkpointing, default 4 / 16), KEEP=1 (keep the
+# runs' folders and logs), PYTHON, CONFIG and BLOCK.
 # A run's tokens/s and MFU are the medians of ThroughputCallback's log lines (one every 5 steps)
 # after the first one, which includes the warm-up; STEPS must be at least 10.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python="${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python)}"
-config="${CONFIG:-assets/qwen2.5-1.5b}"
-block="${BLOCK:-2048}"
-steps="${STEPS:-40}"
+if [[ -n "${REHEARSE:-}" ]]; then
+  config="${CONFIG:-assets/tiny-qwen2}" block="${BLOCK:-128}" steps="${STEPS:-12}"
+elif "$python" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+  config="${CONFIG:-assets/qwen2.5-1.5b}" block="${BLOCK:-2048}" steps="${STEPS:-40}"
+else
+  echo "gpu_mfu.sh: error: no CUDA GPU visible to $python (torch.cuda.is_available() is False);" \
+    "rehearse on a CPU with REHEARSE=1" >&2
+  exit 2
+fi
 if (( steps < 10 )); then echo "gpu_mfu.sh: error: STEPS must be at least 10" >&2; exit 2; fi
 work="$(mktemp -d)"
 if [[ -n "${KEEP:-}" ]]; then echo "keeping the runs in $work" >&2; else trap 'rm -rf "$work"' EXIT; fi
