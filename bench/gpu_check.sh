@@ -56,7 +56,7 @@ text = "".join(o.get("text", "") for o in outputs)
 losses = re.search(r"first logged loss: ([\d.]+) \| last: ([\d.]+)", text)
 device = re.search(r"device: (\S+) \|", text)
 first, last = map(float, losses.groups()) if losses else (None, None)
-print(json.dumps({"device": device and device.group(1), "first_loss": first, "last_loss": last,
+print(json.dumps({"kernel": kernel, "device": device and device.group(1), "first_loss": first, "last_loss": last,
                   "loss_falls": bool(losses) and last < first,
                   "errors": [o.ename for o in outputs if o.output_type == "error"]}))
 PY
@@ -91,7 +91,7 @@ for r in results["memory"].get("rows", []):
     md.append(f"| {r['micro_batch']} | {r['checkpointing']} | {r['measured_gb']} | "
               f"{r['calculator_gb']} | {r['error']} |")
 t = results["trainer"]
-md += ["", "## Chapter 04 in the GPU kernel", "",
+md += ["", f"## Chapter 04 in the kernel {t.get('kernel')}", "",
        f"exit {t['rc']} | device {t.get('device')} | loss {t.get('first_loss')} -> "
        f"{t.get('last_loss')} | errors {t.get('errors')}", "", f"all parts ok: {results['ok']}"]
 (out / "results.md").write_text("\n".join(md) + "\n")
