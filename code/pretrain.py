@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from datasets import Dataset, IterableDataset, load_dataset
+from huggingface_hub.errors import StrictDataclassError
 from matplotlib.figure import Figure
 from transformers import (
     AutoConfig,
@@ -312,7 +313,6 @@ class DataTrainingArguments:
 TRAINING_DEFAULTS = dict(
     output_dir="runs/pretrain-tiny",
     per_device_train_batch_size=16,
-    per_device_eval_batch_size=16,
     learning_rate=1e-3,
     lr_scheduler_type="cosine",
     warmup_steps=20,
@@ -329,7 +329,10 @@ TRAINING_DEFAULTS = dict(
     use_cpu=not torch.cuda.is_available(),  # also what makes multi-process CPU runs distributed
     enable_jit_checkpoint=True,  # on SIGTERM: save a checkpoint at the next step, then stop
     include_num_input_tokens_seen=True,  # = "all": the token count behind tokens/s and MFU
+    ddp_find_unused_parameters=False,  # torchrun/DDP: every weight gets a gradient, skip the search
 )
+# --per_device_eval_batch_size defaults to the training micro-batch (parse_args): evaluation
+# holds the fp32 logits of a whole batch, 16 x 2048 x 151,936 x 4 bytes = 20 GB at batch 16.
 
 
 # ---- chapters/05_script.ipynb, cell 10 ----
@@ -350,11 +353,15 @@ def parse_args(argv: list[str] | None = None):
     parser = ArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
     parser.set_defaults(**TRAINING_DEFAULTS)
     try:
-        return parser.parse_args_into_dataclasses(args=argv)
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     except json.JSONDecodeError as err:
         raise UsageError(f"--deepspeed: the config is not valid JSON ({err})") from err
     except (ValueError, OSError) as err:
         raise UsageError(str(err).splitlines()[0]) from err
+    given = {arg.split("=")[0] for arg in (sys.argv[1:] if argv is None else argv)}
+    if "--per_device_eval_batch_size" not in given:
+        training_args.per_device_eval_batch_size = training_args.per_device_train_batch_size
+    return model_args, data_args, training_args
 
 
 # ---- chapters/05_script.ipynb, cell 16 ----
@@ -581,6 +588,8 @@ def prepare_tracking(training_args) -> None:
 PEAK_BF16_TFLOPS = {  # dense bf16 tensor-core peak of one device, from the vendors' data sheets
     "B200": 2250, "H200": 989, "H200 NVL": 835, "H100": 989, "H100 NVL": 835, "H100 PCIe": 756,
     "A100": 312, "L40S": 362, "L40": 181, "L4": 121, "RTX 4090": 165, "RTX 3090": 71,
+    # parts sold in China: H800/A800 compute like H100/A100 (less interconnect), H20/L20 less
+    "H800": 989, "H800 PCIe": 756, "A800": 312, "H20": 148, "L20": 119.5,
 }
 
 
@@ -630,8 +639,12 @@ def load_model_and_tokenizer(model_args):
     try:
         model = build_model(config_name=model_args.config_name, model_name_or_path=pretrained,
                             dtype=DTYPES[model_args.dtype], trust_remote_code=trust)
-    except (OSError, ValueError) as err:
-        raise UsageError(f"{flag}: cannot load {name!r} ({str(err).splitlines()[0]})") from err
+    except (OSError, ValueError, StrictDataclassError, AssertionError) as err:
+        # transformers checks a config with huggingface_hub's strict dataclasses (the reason is on
+        # the last line), nn.Embedding asserts that pad_token_id lies inside the vocab
+        lines = str(err).strip().splitlines()
+        reason = lines[-1].strip() if isinstance(err, StrictDataclassError) else lines[0]
+        raise UsageError(f"{flag}: cannot load {name!r} ({reason})") from err
     return model, tokenizer
 
 

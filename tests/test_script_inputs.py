@@ -23,11 +23,17 @@ def write(path, data: bytes | str):
     return str(path)
 
 
-def tiny_config_with_vocab(tmp_path, vocab_size: int) -> str:
+def tiny_config(tmp_path, **changes) -> str:
+    """The tiny config with some fields changed, as a folder for --config_name."""
     config = json.loads((ASSETS / "tiny-qwen2" / "config.json").read_text())
-    config.update(vocab_size=vocab_size, bos_token_id=0, eos_token_id=0, pad_token_id=0)
-    write(tmp_path / "small_vocab" / "config.json", json.dumps(config))
-    return str(tmp_path / "small_vocab")
+    config.update(changes)
+    write(tmp_path / "changed_config" / "config.json", json.dumps(config))
+    return str(tmp_path / "changed_config")
+
+
+def tiny_config_with_vocab(tmp_path, vocab_size: int) -> str:
+    return tiny_config(tmp_path, vocab_size=vocab_size, bos_token_id=0, eos_token_id=0,
+                       pad_token_id=0)
 
 
 def corpus(tmp, name, data):
@@ -54,6 +60,12 @@ BAD_INPUTS = {
     "tokenizer larger than the model vocab": (
         lambda t: ["--config_name", tiny_config_with_vocab(t, 1000)],
         "the tokenizer has 4,096 tokens but the model's vocab_size is 1,000"),
+    "config whose layer_types disagree with its layers": (
+        lambda t: ["--config_name", tiny_config(t, num_hidden_layers=5)],
+        "`num_hidden_layers` (5) must be equal to the number of `layer_types` (4)"),
+    "config with pad_token_id outside the vocab": (
+        lambda t: ["--config_name", tiny_config(t, pad_token_id=5000)],
+        "Padding_idx must be within num_embeddings"),
     "malformed deepspeed config": (lambda t: ["--deepspeed", write(t / "ds.json", "{not json")],
                                    "--deepspeed: the config is not valid JSON"),
     "missing deepspeed config": (lambda t: ["--deepspeed", str(t / "none.json")],
@@ -161,3 +173,13 @@ def test_docstring_example_parses(pretrain):
     model_args, data_args, training_args = pretrain.parse_args(argv)
     assert model_args.config_name == "Qwen/Qwen2.5-1.5B" and data_args.block_size == 2048
     assert training_args.bf16 and training_args.per_device_train_batch_size == 4
+
+
+def test_eval_batch_follows_the_training_micro_batch_unless_given(pretrain):
+    # at vocab 151,936 an eval batch of 16 next to a training micro-batch of 4 held 4x the logits
+    _, _, args = pretrain.parse_args(["--per_device_train_batch_size", "4"])
+    assert args.per_device_eval_batch_size == 4
+    _, _, args = pretrain.parse_args(["--per_device_train_batch_size=4",
+                                      "--per_device_eval_batch_size=2"])
+    assert args.per_device_eval_batch_size == 2
+    assert args.ddp_find_unused_parameters is False  # what torchrun (DDP) runs need

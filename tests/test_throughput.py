@@ -35,6 +35,8 @@ def test_flops_per_token_without_tied_embeddings(pretrain):
     ("NVIDIA H100 NVL", 835), ("NVIDIA H200 NVL", 835),
     ("NVIDIA A100-SXM4-80GB", 312), ("NVIDIA L40S", 362), ("NVIDIA L40", 181),
     ("NVIDIA GeForce RTX 4090", 165), ("Tesla T4", None),
+    ("NVIDIA H800", 989), ("NVIDIA H800 PCIe", 756), ("NVIDIA A800-SXM4-80GB", 312),
+    ("NVIDIA H20", 148), ("NVIDIA L20", 119.5),  # "H20" is also inside "H200": longest wins
 ])
 def test_peak_table(pretrain, name, tflops):
     assert pretrain.lookup_peak_tflops(name) == tflops
