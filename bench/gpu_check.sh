@@ -18,8 +18,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python="${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)}"
 out="${1:-bench/results/gpu-check-$(date -u +%Y%m%dT%H%M%SZ)}"
-if [[ -n "${REHEARSE:-}" ]]; then
-  export CONFIG=assets/tiny-qwen2 BLOCK=128 STEPS="${STEPS:-12}"
+if [[ -n "${REHEARSE:-}" ]]; then  # gpu_mfu.sh sees REHEARSE too and takes its tiny defaults
   memory_args=(--config assets/tiny-qwen2 --block 128) kernel=llm-pretrain
 else
   "$python" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null || {

@@ -20,7 +20,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import ROOT
+from conftest import NOTEBOOKS, ROOT
 from course_kernel import KERNEL_NAME
 
 PERTURBED = {
@@ -30,14 +30,12 @@ PERTURBED = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "ATEN_CPU_CAPABILITY": "avx2",  # torch's own vectorized kernels
 }
-NOTEBOOKS = sorted(p.relative_to(ROOT) for p in (ROOT / "chapters").rglob("*.ipynb")
-                   if ".ipynb_checkpoints" not in p.parts)
-TRAINER = ROOT.joinpath("chapters", "04_trainer.ipynb").relative_to(ROOT)
+TRAINER = ROOT / "chapters" / "04_trainer.ipynb"
 GROUPS = {"chapter 04": [TRAINER], "the other notebooks": [p for p in NOTEBOOKS if p != TRAINER]}
 
 
 def code_cell_count(paths) -> int:
-    return sum(c.cell_type == "code" for p in paths for c in nbformat.read(ROOT / p, 4).cells)
+    return sum(c.cell_type == "code" for p in paths for c in nbformat.read(p, 4).cells)
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,8 @@ import nbformat
 import pytest
 from nbval.plugin import comment_markers
 
-from conftest import ROOT
+from conftest import NOTEBOOKS, ROOT
 from course_kernel import KERNEL_NAME
-
-NOTEBOOKS = sorted((ROOT / "chapters").rglob("*.ipynb"))
-NOTEBOOKS = [p for p in NOTEBOOKS if ".ipynb_checkpoints" not in p.parts]
 
 
 def test_chapters_are_numbered_in_order():
