@@ -19,6 +19,7 @@ import math
 import netrc
 import os
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
+import torch.distributed as dist
 from datasets import Dataset, IterableDataset, load_dataset
 from huggingface_hub.errors import StrictDataclassError
 from matplotlib.figure import Figure
@@ -326,8 +328,8 @@ TRAINING_DEFAULTS = dict(
     report_to="none",
     seed=42,
     disable_tqdm=True,
+    log_on_each_node=False,  # several nodes: rank 0 logs, not the first process of every node
     use_cpu=not torch.cuda.is_available(),  # also what makes multi-process CPU runs distributed
-    enable_jit_checkpoint=True,  # on SIGTERM: save a checkpoint at the next step, then stop
     include_num_input_tokens_seen=True,  # = "all": the token count behind tokens/s and MFU
     ddp_find_unused_parameters=False,  # torchrun/DDP: every weight gets a gradient, skip the search
 )
@@ -517,6 +519,31 @@ def last_complete_checkpoint(output_dir: str | Path) -> tuple[Path | None, list[
 
 
 # ---- chapters/05_script.ipynb, cell 34 ----
+def agree_on_checkpoint(output_dir: str | Path) -> tuple[Path | None, list[Path]]:
+    """`last_complete_checkpoint` as rank 0 sees it, the same answer on every rank.
+
+    Each rank looks the chosen folder up in its own `output_dir`; if any rank does not see it
+    complete there (output folders that are not shared between nodes), every rank stops.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return last_complete_checkpoint(output_dir)
+    choice = [last_complete_checkpoint(output_dir) if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(choice, src=0)
+    resume, skipped = choice[0]
+    if resume is None:
+        return None, skipped
+    mine = Path(output_dir) / resume.name
+    sees = [None] * dist.get_world_size()
+    dist.all_gather_object(sees, is_complete_checkpoint(mine))
+    blind = [rank for rank, seen in enumerate(sees) if not seen]
+    if blind:
+        raise UsageError(f"--output_dir: rank 0 resumes from {resume.name}, which rank(s) "
+                         f"{', '.join(map(str, blind))} cannot see in {output_dir}; the output "
+                         f"folder must be on a filesystem shared by every node")
+    return mine, skipped
+
+
+# ---- chapters/05_script.ipynb, cell 37 ----
 def run_is_complete(output_dir: str | Path, checkpoint: Path, training_args) -> bool:
     """True when `checkpoint` is the last step of this run and its final results were saved."""
     state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
@@ -534,7 +561,24 @@ def check_checkpoint_matches(checkpoint: Path, model) -> None:
                          f"differ); choose a new --output_dir")
 
 
-# ---- chapters/05_script.ipynb, cell 36 ----
+def check_same_world(checkpoint: Path, training_args) -> None:
+    """Refuse to resume with another world size or micro-batch than the checkpoint's.
+
+    The Trainer finds its place in the data by counting optimizer steps, and DeepSpeed's ZeRO
+    checkpoints hold one optimizer shard per rank: a checkpoint continues correctly only with the
+    processes and micro-batch it was saved with. Its world size is the number of per-rank RNG
+    files the Trainer saved (`rng_state.pth` alone for one process).
+    """
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    saved = (len(list(checkpoint.glob("rng_state_*.pth"))) or 1, state["train_batch_size"])
+    now = (training_args.world_size, training_args.per_device_train_batch_size)
+    if saved != now:
+        raise UsageError(f"--output_dir: {checkpoint.name} was saved by {saved[0]} process(es) "
+                         f"at micro-batch {saved[1]}, this run has {now[0]} at {now[1]}; resume "
+                         f"with the same ones, or start a new --output_dir")
+
+
+# ---- chapters/05_script.ipynb, cell 39 ----
 def check_output_dir(output_dir: str | Path) -> None:
     """Refuse an output folder that holds anything this script did not write."""
     path = Path(output_dir)
@@ -547,7 +591,35 @@ def check_output_dir(output_dir: str | Path) -> None:
                          f"({', '.join(foreign[:3])}); choose an empty or new directory")
 
 
-# ---- chapters/05_script.ipynb, cell 40 ----
+# ---- chapters/05_script.ipynb, cell 43 ----
+class StopOnSigterm(TrainerCallback):
+    """On SIGTERM, every rank stops after the same optimizer step, with one checkpoint saved.
+
+    A scheduler signals each rank at its own moment; the flag is all-reduced (max) after every
+    step, so the ranks agree on the step at which they save and stop.
+    """
+
+    def __init__(self):
+        self.received, self.stopped, self.previous = False, False, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.previous = signal.signal(signal.SIGTERM, self.handle)
+
+    def handle(self, signum, frame):
+        self.received = True
+
+    def on_step_end(self, args, state, control, **kwargs):
+        flag = torch.tensor(float(self.received), device=args.device)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item():
+            self.stopped = control.should_save = control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        signal.signal(signal.SIGTERM, self.previous)
+
+
+# ---- chapters/05_script.ipynb, cell 47 ----
 logger = logging.getLogger("pretrain")
 
 
@@ -568,7 +640,7 @@ def log_batch_arithmetic(training_args, n_train: int | None, block_size: int) ->
                 "streamed" if n_train is None else f"{n_train:,}", f"{total:,}")
 
 
-# ---- chapters/05_script.ipynb, cell 43 ----
+# ---- chapters/05_script.ipynb, cell 50 ----
 def prepare_tracking(training_args) -> None:
     """Without W&B credentials, log offline to output_dir/wandb rather than prompt or fail."""
     if "wandb" not in training_args.report_to:
@@ -584,7 +656,7 @@ def prepare_tracking(training_args) -> None:
                        training_args.output_dir)
 
 
-# ---- chapters/05_script.ipynb, cell 45 ----
+# ---- chapters/05_script.ipynb, cell 52 ----
 PEAK_BF16_TFLOPS = {  # dense bf16 tensor-core peak of one device, from the vendors' data sheets
     "B200": 2250, "H200": 989, "H200 NVL": 835, "H100": 989, "H100 NVL": 835, "H100 PCIe": 756,
     "A100": 312, "L40S": 362, "L40": 181, "L4": 121, "RTX 4090": 165, "RTX 3090": 71,
@@ -621,7 +693,7 @@ def flops_per_token(model, seq_len: int) -> float:
     return 6 * n + 12 * config.num_hidden_layers * config.hidden_size * seq_len
 
 
-# ---- chapters/05_script.ipynb, cell 49 ----
+# ---- chapters/05_script.ipynb, cell 56 ----
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -648,7 +720,7 @@ def load_model_and_tokenizer(model_args):
     return model, tokenizer
 
 
-# ---- chapters/05_script.ipynb, cell 51 ----
+# ---- chapters/05_script.ipynb, cell 58 ----
 def save_results(trainer: Trainer, result, eval_ds, tokenizer, report: dict, title: str) -> dict:
     """Save model, tokenizer, metrics, packing report and loss curve; return all metrics."""
     trainer.save_model()
@@ -677,7 +749,7 @@ def log_results(metrics: dict, output_dir: str) -> None:
     logger.info("model, tokenizer, metrics and loss_curve.png are in %s", output_dir)
 
 
-# ---- chapters/05_script.ipynb, cell 53 ----
+# ---- chapters/05_script.ipynb, cell 60 ----
 def train(argv: list[str] | None = None) -> dict | None:
     """The whole job: parse, check the inputs, build model and data, train, evaluate, save.
 
@@ -685,7 +757,7 @@ def train(argv: list[str] | None = None) -> dict | None:
     """
     model_args, data_args, training_args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        level=logging.INFO if training_args.should_log else logging.WARNING)
+                        level=logging.INFO if training_args.should_log else logging.ERROR)
     check_output_dir(training_args.output_dir)
     train_files = expand_train_files(data_args.train_files)
     if data_args.streaming and training_args.max_steps <= 0:
@@ -693,7 +765,7 @@ def train(argv: list[str] | None = None) -> dict | None:
     if data_args.validation_split_percentage <= 0 and training_args.eval_strategy != "no":
         raise UsageError("--validation_split_percentage 0 leaves nothing to evaluate: "
                          "add --eval_strategy no")
-    resume, skipped = last_complete_checkpoint(training_args.output_dir)
+    resume, skipped = agree_on_checkpoint(training_args.output_dir)  # rank 0 decides
     for folder in skipped:
         logger.warning("skipping incomplete checkpoint %s (a save was interrupted)", folder)
     if model_args.trust_remote_code:
@@ -709,6 +781,7 @@ def train(argv: list[str] | None = None) -> dict | None:
             metrics = json.loads((Path(training_args.output_dir) / "all_results.json").read_text())
             log_results(metrics, training_args.output_dir)
             return metrics
+        check_same_world(resume, training_args)
     with training_args.main_process_first(desc="tokenize and pack the corpus"):
         raw_ds = load_train_data(train_files, data_args.streaming)
         train_ds, eval_ds, report = build_datasets(raw_ds, tokenizer, data_args, training_args.seed)
@@ -720,18 +793,17 @@ def train(argv: list[str] | None = None) -> dict | None:
         logger.info("resuming from %s", resume)
 
     prepare_tracking(training_args)
-    if training_args.enable_jit_checkpoint and training_args.world_size > 1:
-        logger.warning("SIGTERM checkpoints are off with %d processes: each would stop at its own "
-                       "step", training_args.world_size)
-        training_args.enable_jit_checkpoint = False
+    training_args.enable_jit_checkpoint = False  # StopOnSigterm handles SIGTERM at any world size
+    stopper = StopOnSigterm()
     trainer = Trainer(model=model, args=training_args, train_dataset=train_ds,
                       eval_dataset=eval_ds, processing_class=tokenizer,
-                      data_collator=default_data_collator)
+                      data_collator=default_data_collator, callbacks=[stopper])
     peak = peak_flops(training_args.device, model_args.peak_tflops)
     throughput = ThroughputCallback(flops_per_token(model, data_args.block_size), peak)
     trainer.callback_handler.callbacks.insert(0, throughput)  # first: its numbers reach the logs
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if trainer.state.global_step < trainer.state.max_steps:  # SIGTERM: a checkpoint was saved
+    if stopper.stopped and trainer.state.global_step < trainer.state.max_steps:
+        trainer.accelerator.wait_for_everyone()
         logger.warning("stopped at step %d on SIGTERM; rerun the same command to continue",
                        trainer.state.global_step)
         return None
@@ -741,7 +813,7 @@ def train(argv: list[str] | None = None) -> dict | None:
     return metrics
 
 
-# ---- chapters/05_script.ipynb, cell 55 ----
+# ---- chapters/05_script.ipynb, cell 62 ----
 def main(argv: list[str] | None = None) -> None:
     """Run `train`; bad input ends in one `pretrain.py: error: ...` line and exit status 2,
     a SIGTERM in exit status 143 once its checkpoint is saved."""

@@ -1,5 +1,7 @@
 import importlib.util
 import json
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,38 @@ def losses(output_dir: Path) -> list[tuple[int, float]]:
     """(step, train loss) pairs a run logged, from its trainer_state.json."""
     state = json.loads((output_dir / "trainer_state.json").read_text())
     return [(h["step"], h["loss"]) for h in state["log_history"] if "loss" in h]
+
+
+# A short run: 8 optimizer steps of 4 x 128 tokens, a checkpoint every 4 steps, and 1% of the
+# blocks (45) held out, so that each of the three evaluations takes a fraction of a second.
+SHORT = ["--max_steps", "8", "--per_device_train_batch_size", "4", "--logging_steps", "1",
+         "--eval_steps", "4", "--save_steps", "4", "--warmup_steps", "2",
+         "--validation_split_percentage", "1"]
+BATCH_LINE = re.compile(r"world size (\d+) x per-device batch (\d+) x grad accumulation (\d+) = "
+                        r"(\d+) sequences x (\d+) tokens = ([\d,]+) tokens per optimizer step")
+
+
+def check_outputs(out, log: str, world_size: int) -> None:
+    """Everything a run must leave in --output_dir, and the start-up arithmetic in its log."""
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
+                 "trainer_state.json", "train_results.json", "eval_results.json",
+                 "all_results.json", "packing_report.json", "loss_curve.png"):
+        assert (out / name).is_file(), name
+    assert not (out / "pytorch_model.bin").exists(), "weights are saved as safetensors"
+    assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ev = json.loads((out / "eval_results.json").read_text())
+    assert ev["eval_perplexity"] == pytest.approx(math.exp(ev["eval_loss"]))
+    assert 0 < ev["eval_bits_per_byte"] < ev["eval_loss"] / math.log(2)
+    report = json.loads((out / "packing_report.json").read_text())
+    assert report["documents"] == 4000 and report["block_size"] == 128 and report["eos_id"] == 4093
+    assert report["tokens_in"] == report["tokens_kept"] + report["tokens_dropped"]
+    assert report["tokens_kept"] == report["blocks"] * 128
+    steps = losses(out)
+    assert [s for s, _ in steps] == list(range(1, 9))
+    assert steps[-1][1] < steps[0][1] - 1.0, "the loss must fall"
+    found = BATCH_LINE.findall(log)
+    assert len(found) == 1, "the start-up arithmetic is logged once, by rank 0"
+    world, batch, accum, seqs, block, tokens = found[0]
+    assert (int(world), int(batch), int(accum), int(block)) == (world_size, 4, 1, 128)
+    assert int(seqs) == world_size * 4 and int(tokens.replace(",", "")) == world_size * 4 * 128
+    assert "optimizer steps 8" in log
