@@ -70,7 +70,7 @@ elif [[ -n "${HOSTFILE:-}" ]]; then
   # pdsh starts the other nodes over ssh and forwards only NCCL*/PYTHON*/UCX* variables and what
   # .deepspeed_env lists: add what the job reads (hub, caches, offline mode, W&B, threads).
   env_names="$(compgen -e | grep -E '^(HF_|HUGGINGFACE_|TRANSFORMERS_|WANDB_|TOKENIZERS_PARALLELISM$|OMP_NUM_THREADS$|DS_ACCELERATOR$|PYTORCH_)' || true)"
-  fd_path env_file < <(grep -hs '=' ~/.deepspeed_env .deepspeed_env  # the user's own, if any
+  fd_path env_file < <(grep -hs '=' ~/.deepspeed_env .deepspeed_env || true  # the user's own
                        for name in $env_names; do echo "$name=${!name}"; done)
   export DS_ENV_FILE="$env_file"
   launcher+=(--hostfile "$HOSTFILE")

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -22,6 +23,24 @@ SCRIPT = ROOT / "code" / "pretrain.py"
 LAUNCHER = ROOT / "code" / "pretrain.sh"
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 PORT = 29581  # the rendezvous port inside the namespaces (each has its own port space)
+ETC_NETNS = Path("/etc/netns")
+# Stand-ins for Slurm's commands: `scontrol show hostnames` names the hosts, `srun` runs its
+# command once on each simulated host with that node's SLURM_NODEID, as one task per node does.
+FAKE_SCONTROL = """#!/usr/bin/env bash
+printf '%s\\n' $SIMULATED_HOSTS | cut -d: -f1
+"""
+FAKE_SRUN = """#!/usr/bin/env bash
+while [[ "$1" == -* ]]; do shift; done
+node=0
+for host in $SIMULATED_HOSTS; do
+  SLURM_NODEID=$node GLOO_SOCKET_IFNAME=${host#*:} ip netns exec "${host%%:*}" "$@" \\
+    > "$SIMULATED_LOGS/node$node.log" 2>&1 &
+  node=$((node + 1))
+done
+status=0
+for job in $(jobs -p); do wait "$job" || status=$?; done
+exit $status
+"""
 
 
 def sh(*cmd: str) -> None:
@@ -30,14 +49,21 @@ def sh(*cmd: str) -> None:
 
 @pytest.fixture(scope="module")
 def hosts():
-    """[(namespace, address, interface)] of two simulated hosts; node 0 is the first."""
+    """[(name, address, interface)] of two simulated hosts; node 0 is the first.
+
+    Each name is a network namespace and, inside both, a host name (`ip netns exec` shows them
+    /etc/netns/NAME/hosts as /etc/hosts).
+    """
     if os.geteuid() != 0 or not shutil.which("ip"):
         pytest.skip("simulated hosts need root and iproute2 (`ip netns`)")
     tag = f"pt{os.getpid() % 100000}"
     pair = [(f"{tag}-a", "10.77.0.1", f"{tag}a"), (f"{tag}-b", "10.77.0.2", f"{tag}b")]
+    names = "127.0.0.1 localhost\n" + "".join(f"{a} {n}\n" for n, a, _ in pair)
     try:
         for ns, _, _ in pair:
             sh("ip", "netns", "add", ns)
+            (ETC_NETNS / ns).mkdir(parents=True, exist_ok=True)
+            (ETC_NETNS / ns / "hosts").write_text(names)
         sh("ip", "link", "add", pair[0][2], "type", "veth", "peer", "name", pair[1][2])
         for ns, address, device in pair:
             sh("ip", "link", "set", device, "netns", ns)
@@ -48,6 +74,7 @@ def hosts():
     finally:
         for ns, _, _ in pair:  # deleting a namespace deletes its end of the veth pair, and the pair
             subprocess.run(["ip", "netns", "delete", ns], capture_output=True, timeout=30)
+            shutil.rmtree(ETC_NETNS / ns, ignore_errors=True)
 
 
 def on_each_host(hosts, logs, command, **env) -> list[tuple[int, str]]:
@@ -79,12 +106,24 @@ def torchrun_two_hosts(hosts, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def deepspeed_two_hosts(hosts, tmp_path_factory):
-    out = tmp_path_factory.mktemp("deepspeed") / "run"
-    done = on_each_host(hosts, out.parent, lambda rank: [
-        "env", f"NODE_RANK={rank}", "bash", str(LAUNCHER), "--output_dir", str(out), *SHORT],
-                        NNODES="2", MASTER_ADDR=hosts[0][1], MASTER_PORT=str(PORT), NUM_PROCS="1")
-    return out, done
+def slurm_two_hosts(hosts, tmp_path_factory):
+    """code/pretrain.slurm as sbatch runs it, on two hosts with one process each."""
+    out = tmp_path_factory.mktemp("slurm") / "run"
+    bin_dir = out.parent / "bin"
+    bin_dir.mkdir()
+    for name, text in (("scontrol", FAKE_SCONTROL), ("srun", FAKE_SRUN)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+           "SIMULATED_HOSTS": " ".join(f"{ns}:{device}" for ns, _, device in hosts),
+           "SIMULATED_LOGS": str(out.parent), "SLURM_JOB_NODELIST": f"{hosts[0][0][:-2]}-[a-b]",
+           "SLURM_JOB_NUM_NODES": "2", "SLURM_SUBMIT_DIR": str(ROOT), "MASTER_PORT": str(PORT),
+           "NUM_PROCS": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["bash", str(ROOT / "code" / "pretrain.slurm"), "--output_dir", str(out),
+                           *SHORT], cwd=out.parent, env=env, capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL)
+    logs = [(out.parent / f"node{n}.log").read_text() for n in range(2)]
+    return out, done, logs
 
 
 def test_torchrun_on_two_hosts_is_one_job(torchrun_two_hosts):
@@ -96,18 +135,62 @@ def test_torchrun_on_two_hosts_is_one_job(torchrun_two_hosts):
     assert events and len({p.name.split(".")[-2] for p in events}) == 1, "rank 0 logs alone"
 
 
-def test_pretrain_sh_per_node_on_two_hosts_is_one_job(deepspeed_two_hosts):
-    out, done = deepspeed_two_hosts
-    for status, log in done:
-        assert status == 0, log[-3000:]
-    log = done[0][1] + done[1][1]
-    check_outputs(out, log, world_size=2)
+def test_pretrain_slurm_runs_pretrain_sh_per_node_on_two_hosts(slurm_two_hosts, hosts):
+    out, done, logs = slurm_two_hosts
+    assert done.returncode == 0, done.stderr[-2000:] + "".join(log[-2000:] for log in logs)
+    check_outputs(out, "".join(logs), world_size=2)
     assert (out / "checkpoint-8" / "global_step8").is_dir(), "a DeepSpeed (ZeRO) checkpoint"
     # the optimizer state is split between the two ranks, one on each host
     assert len(list((out / "checkpoint-8" / "global_step8").glob("*optim_states.pt"))) == 2
-    assert "ds_config_zero2.json" in log
-    for rank, (_, node_log) in enumerate(done):  # DeepSpeed's per-node (--no_ssh) launch
-        assert f"--master_addr=10.77.0.1 --master_port={PORT} --node_rank={rank}" in node_log
+    for rank, log in enumerate(logs):  # DeepSpeed's per-node (--no_ssh) launch, node 0's name
+        assert f"--master_addr={hosts[0][0]} --master_port={PORT} --node_rank={rank}" in log
+
+
+def test_output_folders_that_are_not_shared_stop_the_job_in_one_line(hosts, torchrun_two_hosts,
+                                                                     tmp_path):
+    """Node 1 writes to a folder node 0 cannot see (no shared filesystem): rank 0's choice of
+    checkpoint is missing there, and the job ends with one line instead of a hang."""
+    shared = tmp_path / "node0"
+    shutil.copytree(torchrun_two_hosts[0] / "checkpoint-4", shared / "checkpoint-4")
+    folders = [shared, tmp_path / "node1"]
+    done = on_each_host(hosts, tmp_path, lambda rank: [
+        *TORCHRUN, "--nnodes", "2", "--node_rank", str(rank), "--nproc_per_node", "1",
+        "--master_addr", hosts[0][1], "--master_port", str(PORT), str(SCRIPT), "--output_dir",
+        str(folders[rank]), *SHORT])
+    assert [status for status, _ in done] == [1, 1]  # torchrun's status for a rank's exit 2
+    assert ("pretrain.py: error: --output_dir: rank 0 resumes from checkpoint-4, which rank(s) 1 "
+            "cannot see in") in done[0][1]
+    assert "the output folder must be on a filesystem shared by every node" in done[0][1]
+    assert "pretrain.py: error" not in done[1][1], "rank 0 alone prints the error"
+    assert not folders[1].exists() or not list(folders[1].iterdir())
+
+
+def test_hostfile_launch_forwards_the_job_environment_to_every_node(tmp_path):
+    """The pdsh path starts remote nodes with only the variables it is told about: the job's
+    hub, cache, offline and W&B settings and the user's own .deepspeed_env must be among them."""
+    bin_dir, tmp = tmp_path / "bin", tmp_path / "tmp"
+    bin_dir.mkdir()
+    tmp.mkdir()
+    stand_ins = {"ssh": "echo 127.0.0.1",  # the reachability check and `hostname -I`
+                 "pdsh": f'printf "%s\\n" "$@" > {tmp_path}/pdsh.txt'}  # records the command
+    for name, body in stand_ins.items():
+        (bin_dir / name).write_text(f"#!/usr/bin/env bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    (tmp_path / "hostfile").write_text("node-a slots=1\nnode-b slots=1\n")
+    (tmp_path / ".deepspeed_env").write_text("MY_CLUSTER_SETTING=1")  # no final newline
+    job = {"HF_ENDPOINT": "https://hf-mirror.example", "HF_HOME": "/data/hf",
+           "WANDB_MODE": "offline", "WANDB_PROJECT": "pretrain", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(["bash", str(LAUNCHER), "--output_dir", "out"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                          env={**os.environ, **job, "HOSTFILE": "hostfile", "NUM_PROCS": "1",
+                               "TMPDIR": str(tmp),
+                               "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    command = (tmp_path / "pdsh.txt").read_text()
+    assert "-w\nnode-a,node-b\n" in command
+    for name, value in {**job, "MY_CLUSTER_SETTING": "1", "HF_HUB_OFFLINE": "1"}.items():
+        assert f"export {name}={value};" in command, name
+    assert not list(tmp.iterdir()), "the generated env file is not left behind"
 
 
 def rank_processes(launcher: subprocess.Popen) -> list[psutil.Process]:
@@ -174,9 +257,8 @@ def test_sigterm_to_every_rank_under_torchrun(torchrun_two_hosts, tmp_path, pret
     assert same_losses(losses(out), losses(reference))
 
 
-def test_sigterm_to_every_rank_under_the_deepspeed_launcher(deepspeed_two_hosts, tmp_path,
-                                                           pretrain):
-    reference, _ = deepspeed_two_hosts
+def test_sigterm_to_every_rank_under_the_deepspeed_launcher(slurm_two_hosts, tmp_path, pretrain):
+    reference = slurm_two_hosts[0]
     out = tmp_path / "run"
     status, log = stop_and_rerun(pretrain, ["bash", str(LAUNCHER), "--output_dir", str(out),
                                             *SHORT], out, other_world={"NUM_PROCS": "1"},
