@@ -146,7 +146,7 @@ def packing_explorer(doc_lengths: list[int]) -> widgets.interactive:
         batch_size=widgets.Dropdown(options=[10, 100, 1000, len(doc_lengths)], value=1000))
 
 
-# ---- chapters/05_script.ipynb, cell 71 ----
+# ---- chapters/05_script.ipynb, cell 67 ----
 LR_SCHEDULES = ["linear", "cosine", "constant_with_warmup", "inverse_sqrt", "polynomial"]
 
 

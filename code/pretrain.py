@@ -12,6 +12,7 @@ Every `TrainingArguments` flag works as well. Rerunning the same command resumes
 complete checkpoint in --output_dir. Generated from chapters/01-05 by tools/export.py: edit the
 notebooks, not this file.
 """
+import dataclasses
 import glob
 import json
 import logging
@@ -19,7 +20,9 @@ import math
 import netrc
 import os
 import re
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -561,23 +564,6 @@ def check_checkpoint_matches(checkpoint: Path, model) -> None:
                          f"differ); choose a new --output_dir")
 
 
-def check_same_world(checkpoint: Path, training_args) -> None:
-    """Refuse to resume with another world size or micro-batch than the checkpoint's.
-
-    The Trainer finds its place in the data by counting optimizer steps, and DeepSpeed's ZeRO
-    checkpoints hold one optimizer shard per rank: a checkpoint continues correctly only with the
-    processes and micro-batch it was saved with. Its world size is the number of per-rank RNG
-    files the Trainer saved (`rng_state.pth` alone for one process).
-    """
-    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
-    saved = (len(list(checkpoint.glob("rng_state_*.pth"))) or 1, state["train_batch_size"])
-    now = (training_args.world_size, training_args.per_device_train_batch_size)
-    if saved != now:
-        raise UsageError(f"--output_dir: {checkpoint.name} was saved by {saved[0]} process(es) "
-                         f"at micro-batch {saved[1]}, this run has {now[0]} at {now[1]}; resume "
-                         f"with the same ones, or start a new --output_dir")
-
-
 # ---- chapters/05_script.ipynb, cell 39 ----
 def check_output_dir(output_dir: str | Path) -> None:
     """Refuse an output folder that holds anything this script did not write."""
@@ -592,34 +578,6 @@ def check_output_dir(output_dir: str | Path) -> None:
 
 
 # ---- chapters/05_script.ipynb, cell 43 ----
-class StopOnSigterm(TrainerCallback):
-    """On SIGTERM, every rank stops after the same optimizer step, with one checkpoint saved.
-
-    A scheduler signals each rank at its own moment; the flag is all-reduced (max) after every
-    step, so the ranks agree on the step at which they save and stop.
-    """
-
-    def __init__(self):
-        self.received, self.stopped, self.previous = False, False, None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.previous = signal.signal(signal.SIGTERM, self.handle)
-
-    def handle(self, signum, frame):
-        self.received = True
-
-    def on_step_end(self, args, state, control, **kwargs):
-        flag = torch.tensor(float(self.received), device=args.device)
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item():
-            self.stopped = control.should_save = control.should_training_stop = True
-
-    def on_train_end(self, args, state, control, **kwargs):
-        signal.signal(signal.SIGTERM, self.previous)
-
-
-# ---- chapters/05_script.ipynb, cell 47 ----
 logger = logging.getLogger("pretrain")
 
 
@@ -640,7 +598,7 @@ def log_batch_arithmetic(training_args, n_train: int | None, block_size: int) ->
                 "streamed" if n_train is None else f"{n_train:,}", f"{total:,}")
 
 
-# ---- chapters/05_script.ipynb, cell 50 ----
+# ---- chapters/05_script.ipynb, cell 46 ----
 def prepare_tracking(training_args) -> None:
     """Without W&B credentials, log offline to output_dir/wandb rather than prompt or fail."""
     if "wandb" not in training_args.report_to:
@@ -656,7 +614,7 @@ def prepare_tracking(training_args) -> None:
                        training_args.output_dir)
 
 
-# ---- chapters/05_script.ipynb, cell 52 ----
+# ---- chapters/05_script.ipynb, cell 48 ----
 PEAK_BF16_TFLOPS = {  # dense bf16 tensor-core peak of one device, from the vendors' data sheets
     "B200": 2250, "H200": 989, "H200 NVL": 835, "H100": 989, "H100 NVL": 835, "H100 PCIe": 756,
     "A100": 312, "L40S": 362, "L40": 181, "L4": 121, "RTX 4090": 165, "RTX 3090": 71,
@@ -693,7 +651,7 @@ def flops_per_token(model, seq_len: int) -> float:
     return 6 * n + 12 * config.num_hidden_layers * config.hidden_size * seq_len
 
 
-# ---- chapters/05_script.ipynb, cell 56 ----
+# ---- chapters/05_script.ipynb, cell 52 ----
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -720,7 +678,7 @@ def load_model_and_tokenizer(model_args):
     return model, tokenizer
 
 
-# ---- chapters/05_script.ipynb, cell 58 ----
+# ---- chapters/05_script.ipynb, cell 54 ----
 def save_results(trainer: Trainer, result, eval_ds, tokenizer, report: dict, title: str) -> dict:
     """Save model, tokenizer, metrics, packing report and loss curve; return all metrics."""
     trainer.save_model()
@@ -749,7 +707,7 @@ def log_results(metrics: dict, output_dir: str) -> None:
     logger.info("model, tokenizer, metrics and loss_curve.png are in %s", output_dir)
 
 
-# ---- chapters/05_script.ipynb, cell 60 ----
+# ---- chapters/05_script.ipynb, cell 56 ----
 def train(argv: list[str] | None = None) -> dict | None:
     """The whole job: parse, check the inputs, build model and data, train, evaluate, save.
 
@@ -781,7 +739,11 @@ def train(argv: list[str] | None = None) -> dict | None:
             metrics = json.loads((Path(training_args.output_dir) / "all_results.json").read_text())
             log_results(metrics, training_args.output_dir)
             return metrics
-        check_same_world(resume, training_args)
+        training_args = keep_step_size(resume, training_args, data_args.block_size)
+        if training_args.deepspeed and saved_world_size(resume) != training_args.world_size:
+            with training_args.main_process_first(local=False, desc="universal checkpoint"):
+                convert_to_universal(resume)  # rank 0 converts, the others find it done
+            training_args.hf_deepspeed_config.config["checkpoint"] = {"load_universal": True}
     with training_args.main_process_first(desc="tokenize and pack the corpus"):
         raw_ds = load_train_data(train_files, data_args.streaming)
         train_ds, eval_ds, report = build_datasets(raw_ds, tokenizer, data_args, training_args.seed)
@@ -813,7 +775,7 @@ def train(argv: list[str] | None = None) -> dict | None:
     return metrics
 
 
-# ---- chapters/05_script.ipynb, cell 62 ----
+# ---- chapters/05_script.ipynb, cell 58 ----
 def main(argv: list[str] | None = None) -> None:
     """Run `train`; bad input ends in one `pretrain.py: error: ...` line and exit status 2,
     a SIGTERM in exit status 143 once its checkpoint is saved."""
@@ -825,6 +787,86 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     if metrics is None:
         sys.exit(143)
+
+
+# ---- chapters/05_script.ipynb, cell 83 ----
+def saved_world_size(checkpoint: Path) -> int:
+    """Processes that saved `checkpoint`: the Trainer writes one `rng_state_<rank>.pth` per rank,
+    a lone `rng_state.pth` for one process."""
+    return len(list(checkpoint.glob("rng_state_*.pth"))) or 1
+
+
+def keep_step_size(checkpoint: Path, training_args, block_size: int):
+    """`training_args` with the checkpoint's sequences per optimizer step on this world size.
+
+    The Trainer finds its place in the data by counting optimizer steps, so a step must hold as
+    many sequences as before: another world size or micro-batch is made up by gradient
+    accumulation. The checkpoint's step size is its tokens seen / (steps x block size).
+    """
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    args = training_args
+    per_micro_step = args.world_size * args.per_device_train_batch_size
+    per_step, rest = divmod(state.get("num_input_tokens_seen", 0),
+                            state["global_step"] * block_size)
+    saved_world = saved_world_size(checkpoint)
+    if per_step == per_micro_step * args.gradient_accumulation_steps:
+        if saved_world != args.world_size:
+            logger.info("%s was saved by %d process(es), this run has %d; %d sequences per "
+                        "optimizer step as before", checkpoint.name, saved_world, args.world_size,
+                        per_step)
+        return args
+    if rest or per_step % per_micro_step or per_step == 0:
+        raise UsageError(f"--output_dir: {checkpoint.name} trained {per_step} sequences per "
+                         f"optimizer step, which {args.world_size} process(es) x micro-batch "
+                         f"{args.per_device_train_batch_size} cannot make; choose a micro-batch "
+                         f"that divides it, or start a new --output_dir")
+    logger.info("%s was saved by %d process(es), this run has %d: gradient accumulation %d -> %d "
+                "keeps %d sequences per optimizer step", checkpoint.name, saved_world,
+                args.world_size, args.gradient_accumulation_steps, per_step // per_micro_step,
+                per_step)
+    return dataclasses.replace(args, gradient_accumulation_steps=per_step // per_micro_step)
+
+
+def convert_to_universal(checkpoint: Path) -> None:
+    """Add DeepSpeed's universal form to a ZeRO checkpoint: it loads at any world size.
+
+    DeepSpeed writes `latest_universal` last; without it, a conversion cut short is redone.
+    """
+    if (checkpoint / "latest_universal").exists():
+        return
+    tag = (checkpoint / "latest").read_text().strip()
+    shutil.rmtree(checkpoint / f"{tag}_universal", ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "deepspeed.checkpoint.ds_to_universal", "--input_folder",
+                    str(checkpoint / tag), "--output_folder", str(checkpoint / f"{tag}_universal"),
+                    "--inject_missing_state"], check=True, capture_output=True)
+
+
+# ---- chapters/05_script.ipynb, cell 87 ----
+class StopOnSigterm(TrainerCallback):
+    """On SIGTERM, every rank stops after the same optimizer step, with one checkpoint saved.
+
+    A scheduler signals each rank at its own moment; the flag is all-reduced (max) after every
+    step, so the ranks agree on the step at which they save and stop.
+    """
+
+    def __init__(self):
+        self.received, self.stopped, self.previous = False, False, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.previous = signal.signal(signal.SIGTERM, self.handle)
+
+    def handle(self, signum, frame):
+        self.received = True
+
+    def on_step_end(self, args, state, control, **kwargs):
+        flag = torch.tensor(float(self.received), device=args.device)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item():
+            self.stopped = control.should_save = control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        signal.signal(signal.SIGTERM, self.previous)
 
 if __name__ == "__main__":
     main()

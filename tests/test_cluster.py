@@ -5,6 +5,7 @@ one disk, which plays the shared filesystem. Each host runs its own launcher com
 `srun` or a Kubernetes pod would. The namespaces are removed even when a test fails.
 """
 
+import json
 import os
 import re
 import shutil
@@ -193,18 +194,20 @@ def test_hostfile_launch_forwards_the_job_environment_to_every_node(tmp_path):
     assert not list(tmp.iterdir()), "the generated env file is not left behind"
 
 
-def rank_processes(launcher: subprocess.Popen) -> list[psutil.Process]:
-    """The processes that run pretrain.py under a launcher (not the launcher's own)."""
+def rank_processes(launched: subprocess.Popen) -> list[psutil.Process]:
+    """The processes that run pretrain.py: the launched one itself or a launcher's children."""
     found = []
-    for child in psutil.Process(launcher.pid).children(recursive=True):
-        cmdline = " ".join(child.cmdline())
-        if str(SCRIPT) in cmdline and "deepspeed.launcher" not in cmdline:
-            found.append(child)
+    launched = psutil.Process(launched.pid)
+    for process in (launched, *launched.children(recursive=True)):
+        cmdline = " ".join(process.cmdline())
+        launcher = "deepspeed.launcher" in cmdline or "torch.distributed.run" in cmdline
+        if str(SCRIPT) in cmdline and not launcher:
+            found.append(process)
     return found
 
 
-def sigterm_every_rank(command: list[str], env: dict) -> tuple[int, str]:
-    """Start a 2-process run, SIGTERM each rank once training runs, return (status, log)."""
+def sigterm_every_rank(command: list[str], env: dict, ranks: int = 2) -> tuple[int, str]:
+    """Start a run, SIGTERM each of its ranks once training runs, return (status, log)."""
     proc = subprocess.Popen(command, cwd=ROOT, env=env, text=True, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log = []
@@ -212,19 +215,20 @@ def sigterm_every_rank(command: list[str], env: dict) -> tuple[int, str]:
         log.append(line)
         if "'loss'" in line:
             break
-    ranks = rank_processes(proc)
-    assert len(ranks) == 2, log[-20:]
-    for rank in ranks:  # at slightly different moments, as a scheduler's signals arrive
+    found = rank_processes(proc)
+    assert len(found) == ranks, log[-20:]
+    for rank in found:  # at slightly different moments, as a scheduler's signals arrive
         rank.send_signal(signal.SIGTERM)
         time.sleep(0.2)
     log.append(proc.stdout.read())
     return proc.wait(timeout=300), "".join(log)
 
 
-def stop_and_rerun(pretrain, command: list[str], out, other_world=None, **env):
+def stop_and_rerun(pretrain, command: list[str], out, **env) -> tuple[int, str]:
     """SIGTERM every rank, check the one agreed checkpoint, rerun the same command to the end.
 
-    `other_world` (extra environment) first reruns with another world size, which must refuse.
+    Before that, the same command with a micro-batch that cannot make the checkpoint's step size
+    on 2 processes must refuse in one line and leave every file as it was.
     """
     env = {**os.environ, "OMP_NUM_THREADS": "1", **env}  # the threads of the reference runs
     status, log = sigterm_every_rank(command, env)
@@ -233,14 +237,13 @@ def stop_and_rerun(pretrain, command: list[str], out, other_world=None, **env):
     newest, _ = pretrain.last_complete_checkpoint(out)
     assert newest.name == f"checkpoint-{stops[0]}" and 1 <= int(stops[0]) < 8
     assert not (out / "all_results.json").exists(), "a stopped run is not reported as finished"
-    if other_world:
-        files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-        refused = subprocess.run(command, cwd=ROOT, env={**env, **other_world}, text=True,
-                                 capture_output=True, timeout=600, stdin=subprocess.DEVNULL)
-        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
-        assert (f"pretrain.py: error: --output_dir: {newest.name} was saved by 2 process(es) at "
-                "micro-batch 4, this run has 1 at 4") in refused.stderr
-        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    refused = subprocess.run([*command, "--per_device_train_batch_size", "3"], cwd=ROOT, env=env,
+                             text=True, capture_output=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert refused.returncode != 0 and f'File "{SCRIPT}"' not in refused.stderr  # no traceback
+    assert (f"pretrain.py: error: --output_dir: {newest.name} trained 8 sequences per optimizer "
+            "step, which 2 process(es) x micro-batch 3 cannot make") in refused.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
     rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=600, stdin=subprocess.DEVNULL)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -261,7 +264,56 @@ def test_sigterm_to_every_rank_under_the_deepspeed_launcher(slurm_two_hosts, tmp
     reference = slurm_two_hosts[0]
     out = tmp_path / "run"
     status, log = stop_and_rerun(pretrain, ["bash", str(LAUNCHER), "--output_dir", str(out),
-                                            *SHORT], out, other_world={"NUM_PROCS": "1"},
-                                 MASTER_PORT="29583")
+                                            *SHORT], out, MASTER_PORT="29583")
     assert status == 143, log[-3000:]
     assert same_losses(losses(out), losses(reference))
+
+
+def two_one_two(reference, out, one: list[str], two: list[str], env: dict) -> tuple[str, str]:
+    """Continue the 2-process reference run's checkpoint-4 on 1 process until a SIGTERM, then
+    on 2 processes to the planned step 8; the logs of both runs."""
+    shutil.copytree(reference / "checkpoint-4", out / "checkpoint-4")
+    args = ["--output_dir", str(out), *SHORT]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    status, log_4 = sigterm_every_rank([*one, *args], env, ranks=1)
+    assert status == 143, log_4[-3000:]
+    done = subprocess.run([*two, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return log_4, done.stdout + done.stderr
+
+
+def check_continued(pretrain, out, reference, logs: tuple[str, str]) -> None:
+    """The planned last step, every token counted once, and the reference's losses: a step on
+    1 process x 2 accumulated micro-batches reads the same 8 sequences as on 2 processes."""
+    stopped = [p for p in out.glob("checkpoint-*") if p.name[11:] not in ("4", "8")]
+    assert len(stopped) == 1, "the 1-process run stopped between steps 4 and 8"
+    on_one = json.loads((stopped[0] / "trainer_state.json").read_text())
+    assert on_one["num_input_tokens_seen"] == on_one["global_step"] * 8 * 128
+    assert pretrain.saved_world_size(stopped[0]) == 1
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 8 and state["num_input_tokens_seen"] == 8 * 8 * 128
+    assert same_losses(losses(out), losses(reference))
+    assert ("checkpoint-4 was saved by 2 process(es), this run has 1: gradient accumulation "
+            "1 -> 2 keeps 8 sequences per optimizer step") in logs[0]
+    assert f"{stopped[0].name} was saved by 1 process(es), this run has 2" in logs[1]
+
+
+def test_resume_on_another_world_size_under_torchrun(torchrun_two_hosts, tmp_path, pretrain):
+    reference, out = torchrun_two_hosts[0], tmp_path / "run"
+    logs = two_one_two(reference, out, [sys.executable, "-u", str(SCRIPT)],
+                       [*TORCHRUN, "--nproc_per_node", "2", "--master_port", "29584", str(SCRIPT)],
+                       {})
+    check_continued(pretrain, out, reference, logs)
+
+
+def test_resume_on_another_world_size_under_the_deepspeed_launcher(slurm_two_hosts, tmp_path,
+                                                                   pretrain):
+    reference, out = slurm_two_hosts[0], tmp_path / "run"
+    logs = two_one_two(reference, out, ["env", "NUM_PROCS=1", "bash", str(LAUNCHER)],
+                       ["bash", str(LAUNCHER)], {"MASTER_PORT": "29585"})
+    for checkpoint in out.glob("checkpoint-*"):  # ZeRO shards converted to the universal form
+        if checkpoint.name != "checkpoint-8":
+            step = checkpoint.name.split("-")[1]
+            assert (checkpoint / "latest_universal").read_text() == f"global_step{step}_universal"
+    check_continued(pretrain, out, reference, logs)
