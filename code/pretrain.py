@@ -6,11 +6,13 @@ r"""Pretrain a causal language model (Qwen2 architecture) with the Hugging Face 
     bash code/pretrain.sh                          # DeepSpeed ZeRO-2 on every visible GPU
     bash code/pretrain.sh --config_name Qwen/Qwen2.5-1.5B --tokenizer_name Qwen/Qwen2.5-1.5B \
         --train_files data/*.jsonl --block_size 2048 --bf16 true --per_device_train_batch_size 4 \
-        --learning_rate 3e-4 --output_dir runs/qwen2.5-1.5b
+        --learning_rate 3e-4 --adam_beta2 0.95 --output_dir runs/qwen2.5-1.5b
+    sbatch code/pretrain.slurm ...                 # several nodes: one pretrain.sh per node
 
 Every `TrainingArguments` flag works as well. Rerunning the same command resumes from the newest
-complete checkpoint in --output_dir. Generated from chapters/01-05 by tools/export.py: edit the
-notebooks, not this file.
+complete checkpoint in --output_dir, also with another number of processes; SIGTERM saves one
+checkpoint at a step all processes agree on and exits with status 143. Generated from
+chapters/01-05 by tools/export.py: edit the notebooks, not this file.
 """
 import dataclasses
 import glob
