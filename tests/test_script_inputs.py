@@ -14,7 +14,8 @@ from conftest import ASSETS, ROOT
 CORPUS = ASSETS / "corpus" / "seq_monkey_sample.jsonl"
 # flags of the launchers and tools that appear on the same command lines
 OTHER_FLAGS = {"--nproc_per_node", "--master_port", "--num_gpus", "--include", "--hostfile",
-               "--check", "--local-dir", "--logdir"}
+               "--check", "--local-dir", "--logdir",
+               "--no_ssh", "--requeue", "--signal"}  # DeepSpeed's per-node mode, sbatch options
 
 
 def write(path, data: bytes | str):
@@ -167,8 +168,9 @@ def test_every_documented_flag_is_accepted_by_the_parser(pretrain):
 
 
 def test_docstring_example_parses(pretrain):
-    example = ast_docstring((ROOT / "code" / "pretrain.py").read_text()).split("pretrain.sh ")[-1]
-    argv = example.split("\n\n")[0].replace("\\\n", " ").split()
+    docstring = ast_docstring((ROOT / "code" / "pretrain.py").read_text())
+    example = docstring.split("pretrain.sh --config_name")[-1]
+    argv = ["--config_name", *example.split("\n    sbatch")[0].replace("\\\n", " ").split()]
     argv[argv.index("--train_files") + 1] = str(CORPUS)
     model_args, data_args, training_args = pretrain.parse_args(argv)
     assert model_args.config_name == "Qwen/Qwen2.5-1.5B" and data_args.block_size == 2048
