@@ -29,7 +29,7 @@ def worker(kind: str, steps: int) -> dict:
     sys.path.insert(0, str(ROOT / "code"))
     import pretrain
     import torch
-    from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
+    from transformers import Trainer, TrainingArguments, set_seed
 
     tokenizer = pretrain.load_tokenizer(pretrain.TOKENIZER_DIR)
     blocks, _ = pretrain.prepare_lm_dataset(pretrain.load_corpus([pretrain.CORPUS_FILE]),
@@ -42,7 +42,7 @@ def worker(kind: str, steps: int) -> dict:
     start = time.perf_counter()
     if kind == "trainer":
         trainer = Trainer(model=model, args=args, train_dataset=blocks,
-                          processing_class=tokenizer, data_collator=default_data_collator)
+                          processing_class=tokenizer, data_collator=pretrain.lm_collator)
         trainer.callback_handler.callbacks.insert(0, pretrain.ThroughputCallback())
         trainer.train()
         tokens = trainer.state.num_input_tokens_seen
@@ -53,7 +53,7 @@ def worker(kind: str, steps: int) -> dict:
 
         generator = torch.Generator().manual_seed(SEED)
         loader = DataLoader(blocks, batch_size=BATCH, shuffle=True, generator=generator,
-                            collate_fn=default_data_collator)
+                            collate_fn=pretrain.lm_collator)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},

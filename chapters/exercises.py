@@ -361,7 +361,7 @@ def asserts_without_eos(answer) -> str:
                   why_not={
                       "A": "去掉 EOS 只是词元变少，切块仍然只保留完整的块",
                       "C": "两种切法吃进的是同一个词元流，有没有 EOS 都切得一样",
-                      "E": "`labels` 是 `input_ids` 的副本，与内容无关",
+                      "E": "`lm_collator` 把 `input_ids` 复制成 `labels`，与内容无关",
                   })
     return "EOS 是块里唯一的文档边界"
 

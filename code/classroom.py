@@ -90,7 +90,7 @@ def memory_explorer(base_config, **start) -> widgets.interactive:
     return widgets.interactive(lambda **kw: print(memory_report(base_config, **kw)), **controls)
 
 
-# ---- chapters/03_data.ipynb, cell 24 ----
+# ---- chapters/03_data.ipynb, cell 29 ----
 def packing_stats(doc_lengths: list[int], block_size: int, batch_size: int) -> dict:
     """Packing computed from token counts alone (EOS included), one map batch at a time: the same
     blocks and dropped tokens as `prepare_lm_dataset`, without tokenizing anything."""
@@ -132,7 +132,7 @@ def draw_packing(doc_lengths: list[int], block_size: int, batch_size: int = 1000
     return fig
 
 
-# ---- chapters/03_data.ipynb, cell 29 ----
+# ---- chapters/03_data.ipynb, cell 34 ----
 def packing_explorer(doc_lengths: list[int]) -> widgets.interactive:
     """Dropdowns for block size and map batch size -> the packing report and picture."""
     def show(block_size: int, batch_size: int) -> None:
@@ -146,7 +146,7 @@ def packing_explorer(doc_lengths: list[int]) -> widgets.interactive:
         batch_size=widgets.Dropdown(options=[10, 100, 1000, len(doc_lengths)], value=1000))
 
 
-# ---- chapters/05_script.ipynb, cell 67 ----
+# ---- chapters/05_script.ipynb, cell 71 ----
 LR_SCHEDULES = ["linear", "cosine", "constant_with_warmup", "inverse_sqrt", "polynomial"]
 
 

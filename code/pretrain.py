@@ -27,7 +27,11 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import datasets
@@ -36,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 import torch.distributed as dist
-from datasets import Dataset, IterableDataset, load_dataset
+from datasets import Dataset, DatasetDict, IterableDataset, load_dataset, load_from_disk
 from huggingface_hub.errors import StrictDataclassError
 from matplotlib.figure import Figure
 from transformers import (
@@ -125,13 +129,12 @@ def pack_blocks(batch: pa.Table, block_size: int) -> pa.Table:
     """`group_texts` as array work on an Arrow batch (`with_format("arrow")`): the same blocks.
 
     The batch's token ids are one contiguous array; full blocks are offsets into it, nothing is
-    copied. The tail that does not fill a block is dropped; `labels` are the same array.
+    copied. The tail that does not fill a block is dropped.
     """
     tokens = batch.column("input_ids").combine_chunks().flatten()
     n_full = len(tokens) // block_size * block_size
     offsets = pa.array(np.arange(0, n_full + 1, block_size, dtype=np.int32))
-    blocks = pa.ListArray.from_arrays(offsets, tokens.slice(0, n_full))
-    return pa.table({"input_ids": blocks, "labels": blocks})
+    return pa.table({"input_ids": pa.ListArray.from_arrays(offsets, tokens.slice(0, n_full))})
 
 
 def tokenize_batch(batch: pa.Table, tokenizer) -> pa.Table:
@@ -141,24 +144,46 @@ def tokenize_batch(batch: pa.Table, tokenizer) -> pa.Table:
     return pa.table({"input_ids": pa.array(ids, pa.list_(pa.int32()))})
 
 
-# ---- chapters/03_data.ipynb, cell 19 ----
+# ---- chapters/03_data.ipynb, cell 21 ----
+def lm_collator(features: list[dict]) -> dict[str, torch.Tensor]:
+    """Stack equal-length blocks into tensors; `labels` are `input_ids` (the model shifts them).
+
+    Not `DataCollatorForLanguageModeling`: it masks every pad token in the labels, and a Qwen
+    tokenizer's pad token is its EOS, so the model would never learn where a document ends.
+    """
+    batch = default_data_collator(features)
+    batch["labels"] = batch["input_ids"].clone()
+    return batch
+
+
+# ---- chapters/03_data.ipynb, cell 24 ----
+def pack_groups(batch: pa.Table, tokenized: Dataset, group_size: int, block_size: int) -> pa.Table:
+    """`pack_blocks` on each group of `group_size` documents of `tokenized` that starts at one of
+    the batch's `start` rows: every group is packed alone, whichever process gets it."""
+    return pa.concat_tables([pack_blocks(tokenized[start : start + group_size], block_size)
+                             for start in batch.column("start").to_pylist()])
+
+
 def prepare_lm_dataset(
     raw_ds: Dataset, tokenizer, block_size: int, num_proc: int | None = None,
     batch_size: int = 1000,
 ) -> tuple[Dataset, dict]:
     """Tokenize (EOS after every document) and pack into blocks; return blocks and a packing report.
 
-    Packing sees `batch_size` documents at a time, so up to one partial block per map batch is
-    dropped: the report says how many tokens that was. `num_proc` parallelises tokenizing only;
-    packing runs in one process, so the blocks do not depend on it.
+    Packing sees `batch_size` documents at a time, so up to one partial block per group is
+    dropped: the report says how many tokens that was. `num_proc` processes tokenize and pack;
+    the groups are fixed by document index, so the blocks do not depend on `num_proc`.
     """
     tokenized_ds = raw_ds.with_format("arrow").map(
         tokenize_batch, batched=True, batch_size=batch_size, num_proc=num_proc,
         remove_columns=raw_ds.column_names, fn_kwargs={"tokenizer": tokenizer}, desc="tokenize",
     )
-    lm_ds = tokenized_ds.map(
-        pack_blocks, batched=True, batch_size=batch_size,
-        fn_kwargs={"block_size": block_size}, desc=f"pack into blocks of {block_size}",
+    groups = Dataset.from_dict({"start": range(0, tokenized_ds.num_rows, batch_size)})
+    lm_ds = groups.with_format("arrow").map(
+        pack_groups, batched=True, batch_size=1, num_proc=num_proc, remove_columns=["start"],
+        fn_kwargs={"tokenized": tokenized_ds.with_format("arrow"), "group_size": batch_size,
+                   "block_size": block_size},
+        desc=f"pack into blocks of {block_size}",
     ).with_format(None)
     tokens_in = pc.sum(pc.list_value_length(tokenized_ds.data.column("input_ids"))).as_py() or 0
     tokens_kept = lm_ds.num_rows * block_size
@@ -173,6 +198,55 @@ def prepare_lm_dataset(
         "map_batch_size": batch_size,
         "eos_id": tokenizer.eos_token_id,
     }
+
+
+# ---- chapters/03_data.ipynb, cell 41 ----
+def in_eval_split(batch: dict, percent: float, side: str) -> list[bool]:
+    """Which documents of a batch fall on `side` ("train" or "eval") of the document-level split:
+    a document is held out when the CRC-32 of its text, mod 10,000, is below `percent` x 100."""
+    held_out = [zlib.crc32(text.encode("utf-8")) % 10_000 < percent * 100 for text in batch["text"]]
+    return held_out if side == "eval" else [not h for h in held_out]
+
+
+def split_documents(
+    raw_ds: Dataset | IterableDataset, percent: float, num_proc: int | None = None
+) -> tuple[Dataset | IterableDataset, Dataset | IterableDataset]:
+    """(train, eval) documents, split by content before packing, for map-style and streams alike."""
+    parallel = {"num_proc": num_proc} if isinstance(raw_ds, Dataset) else {}
+    return tuple(raw_ds.filter(in_eval_split, batched=True, **parallel,
+                               fn_kwargs={"percent": percent, "side": side})
+                 for side in ("train", "eval"))
+
+
+# ---- chapters/03_data.ipynb, cell 46 ----
+def save_prepared(path: str | Path, train_ds: Dataset, eval_ds: Dataset | None,
+                  report: dict) -> None:
+    """Save train and eval blocks with their packing report under `path`; a save that is cut
+    short leaves `path.partial`, never a `path` that looks finished."""
+    partial = Path(f"{path}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    splits = {"train": train_ds} if eval_ds is None else {"train": train_ds, "eval": eval_ds}
+    DatasetDict(splits).save_to_disk(str(partial))
+    (partial / "packing_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    partial.rename(path)
+
+
+def load_prepared(path: str | Path) -> tuple[Dataset, Dataset | None, dict]:
+    """Train and eval blocks (eval: None if there was none) and the packing report saved by
+    `save_prepared`; the blocks are memory-mapped, not read into memory."""
+    splits = load_from_disk(str(path))
+    report = json.loads((Path(path) / "packing_report.json").read_text(encoding="utf-8"))
+    return splits["train"], splits.get("eval"), report
+
+
+# ---- chapters/03_data.ipynb, cell 50 ----
+def stream_blocks(stream: IterableDataset, tokenizer, block_size: int) -> IterableDataset:
+    """`prepare_lm_dataset` for a stream, lazily: int32 Arrow tokens, packed per map batch."""
+    return (stream.with_format("arrow")
+            .map(tokenize_batch, batched=True, remove_columns=["text"],
+                 fn_kwargs={"tokenizer": tokenizer})
+            .map(pack_blocks, batched=True, fn_kwargs={"block_size": block_size})
+            .with_format(None))
 
 
 # ---- chapters/04_trainer.ipynb, cell 10 ----
@@ -305,13 +379,26 @@ class DataTrainingArguments:
     )
     block_size: int = field(default=128, metadata={"help": "Tokens per training sequence."})
     preprocessing_num_workers: int | None = field(
-        default=None, metadata={"help": "Processes for tokenization (datasets `num_proc`)."}
+        default=None,
+        metadata={"help": "Processes for filtering, tokenizing and packing (datasets `num_proc`)."},
     )
     validation_split_percentage: float = field(
-        default=5.0, metadata={"help": "Percent of the blocks held out for evaluation (0: none)."}
+        default=5.0,
+        metadata={"help": "Percent of the documents held out for evaluation, chosen by content "
+                  "before packing (0: none)."},
     )
     streaming: bool = field(
         default=False, metadata={"help": "Read the corpus as a stream (corpora that don't fit)."}
+    )
+    shuffle_buffer: int = field(
+        default=0,
+        metadata={"help": "Streaming: shuffle blocks in a buffer of this many (0: off). The "
+                  "buffer is not saved, so a resumed run no longer repeats the same steps."},
+    )
+    tokenized_path: str | None = field(
+        default=None,
+        metadata={"help": "Folder of the tokenized, packed and split corpus. Missing: prepare it "
+                  "there with one process and exit. Present: every rank loads it, memory-mapped."},
     )
 
 
@@ -434,10 +521,18 @@ def load_train_data(train_files: list[str], streaming: bool) -> Dataset | Iterab
 
 
 # ---- chapters/05_script.ipynb, cell 22 ----
-def keep_text_records(raw_ds: Dataset | IterableDataset) -> Dataset | IterableDataset:
+def has_text(batch: dict) -> list[bool]:
+    """Which records of a batch have a non-empty string as `text`."""
+    return [isinstance(t, str) and t != "" for t in batch["text"]]
+
+
+def keep_text_records(
+    raw_ds: Dataset | IterableDataset, num_proc: int | None = None
+) -> Dataset | IterableDataset:
     """Drop records whose `text` is null, not a string, or empty."""
-    return raw_ds.filter(lambda batch: [isinstance(t, str) and t != "" for t in batch["text"]],
-                         batched=True)
+    if isinstance(raw_ds, IterableDataset):
+        return raw_ds.filter(has_text, batched=True)
+    return raw_ds.filter(has_text, batched=True, num_proc=num_proc)
 
 
 # ---- chapters/05_script.ipynb, cell 24 ----
@@ -455,34 +550,43 @@ def check_model_fits(model, tokenizer, block_size: int) -> None:
 
 
 # ---- chapters/05_script.ipynb, cell 27 ----
-STREAM_EVAL_BLOCKS = 64  # streamed corpora: the first blocks are held out for evaluation
+STREAM_EVAL_DOCUMENTS = 100  # streamed corpora: the first 100 documents on the eval side
 
 
 def build_datasets(raw_ds, tokenizer, data_args, seed: int):
-    """Packed train and eval blocks plus the packing report (map-style or streamed)."""
-    if data_args.streaming:
-        blocks = (keep_text_records(raw_ds)
-                  .map(tokenize_function, batched=True, remove_columns=["text"],
-                       fn_kwargs={"tokenizer": tokenizer})
-                  .with_format("arrow")
-                  .map(pack_blocks, batched=True, fn_kwargs={"block_size": data_args.block_size})
-                  .with_format(None))
-        n_eval = STREAM_EVAL_BLOCKS if data_args.validation_split_percentage > 0 else 0
-        eval_ds = Dataset.from_list(list(blocks.take(n_eval))) if n_eval else None
-        report = {"streaming": True, "block_size": data_args.block_size,
-                  "eos_id": tokenizer.eos_token_id, "eval_blocks": n_eval}
-        return blocks.skip(n_eval), eval_ds, report
-    kept = keep_text_records(raw_ds)
-    lm_ds, report = prepare_lm_dataset(kept, tokenizer, data_args.block_size,
-                                       num_proc=data_args.preprocessing_num_workers)
-    report["skipped_records"] = raw_ds.num_rows - kept.num_rows
-    if lm_ds.num_rows < 2:
-        raise UsageError(f"--train_files: {report['tokens_in']:,} tokens make {lm_ds.num_rows} "
-                         f"block(s) of {data_args.block_size}; at least 2 are needed")
+    """Train and eval blocks plus the packing report, map-style or streamed.
+
+    Evaluation documents are split off by content before packing (`split_documents`), so no
+    document is on both sides; a stream's eval set is its first eval-side documents.
+    """
+    num_proc, block_size = data_args.preprocessing_num_workers, data_args.block_size
+    kept = keep_text_records(raw_ds, num_proc)
+    train_docs, eval_docs = split_documents(kept, data_args.validation_split_percentage, num_proc)
     if data_args.validation_split_percentage <= 0:
-        return lm_ds, None, report
-    split = lm_ds.train_test_split(test_size=data_args.validation_split_percentage / 100, seed=seed)
-    return split["train"], split["test"], report
+        eval_ds = eval_report = None
+    else:
+        if data_args.streaming:
+            eval_docs = Dataset.from_list(list(eval_docs.take(STREAM_EVAL_DOCUMENTS)))
+        if eval_docs.num_rows == 0:
+            percent = data_args.validation_split_percentage
+            raise UsageError(f"--validation_split_percentage {percent}: no document of this "
+                             f"corpus is held out; raise it, or use 0")
+        eval_ds, eval_report = prepare_lm_dataset(eval_docs, tokenizer, block_size, num_proc)
+    if data_args.streaming:
+        train_ds = stream_blocks(train_docs, tokenizer, block_size)
+        if data_args.shuffle_buffer > 0:
+            train_ds = train_ds.shuffle(seed=seed, buffer_size=data_args.shuffle_buffer)
+        report = {"streaming": True, "block_size": block_size, "eos_id": tokenizer.eos_token_id,
+                  "shuffle_buffer": data_args.shuffle_buffer, "eval": eval_report}
+        return train_ds, eval_ds, report
+    train_ds, report = prepare_lm_dataset(train_docs, tokenizer, block_size, num_proc)
+    report["skipped_records"] = raw_ds.num_rows - kept.num_rows
+    report["eval"] = eval_report
+    if train_ds.num_rows == 0 or (eval_ds is not None and eval_ds.num_rows == 0):
+        raise UsageError(f"--train_files: too little text for blocks of {block_size}: "
+                         f"{train_ds.num_rows} training and "
+                         f"{0 if eval_ds is None else eval_ds.num_rows} eval block(s)")
+    return train_ds, eval_ds, report
 
 
 # ---- chapters/05_script.ipynb, cell 30 ----
@@ -657,14 +761,20 @@ def flops_per_token(model, seq_len: int) -> float:
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def load_model_and_tokenizer(model_args):
-    """The tokenizer and model named by the arguments; a name that does not load is a UsageError."""
-    trust = model_args.trust_remote_code
+def load_checked_tokenizer(model_args):
+    """The tokenizer named by the arguments; a name that does not load is a UsageError."""
     try:
-        tokenizer = load_tokenizer(model_args.tokenizer_name, trust_remote_code=trust)
+        return load_tokenizer(model_args.tokenizer_name,
+                              trust_remote_code=model_args.trust_remote_code)
     except (OSError, ValueError) as err:
         raise UsageError(f"--tokenizer_name: cannot load {model_args.tokenizer_name!r} "
                          f"({str(err).splitlines()[0]})") from err
+
+
+def load_model_and_tokenizer(model_args):
+    """The tokenizer and model named by the arguments; a name that does not load is a UsageError."""
+    trust = model_args.trust_remote_code
+    tokenizer = load_checked_tokenizer(model_args)
     pretrained = model_args.model_name_or_path
     flag, name = ("--model_name_or_path", pretrained) if pretrained else (
         "--config_name", model_args.config_name)
@@ -710,6 +820,99 @@ def log_results(metrics: dict, output_dir: str) -> None:
 
 
 # ---- chapters/05_script.ipynb, cell 56 ----
+PREPROCESSING_TIMEOUT = timedelta(hours=24)  # how long ranks wait for the data, not --ddp_timeout
+
+
+@contextmanager
+def preprocessing_first(training_args):
+    """`main_process_first` for data preparation: each node's first process prepares the data
+    (and fills the cache) while the others wait on a gloo group whose timeout is
+    `PREPROCESSING_TIMEOUT`, so a first tokenization longer than `--ddp_timeout` does not kill
+    the job."""
+    if not (dist.is_available() and dist.is_initialized()):
+        yield
+        return
+    group = dist.new_group(backend="gloo", timeout=PREPROCESSING_TIMEOUT)
+    first = training_args.local_process_index == 0
+    if not first:
+        dist.barrier(group=group)
+    yield
+    if first:
+        dist.barrier(group=group)
+    dist.destroy_process_group(group)
+
+
+def prepare_tokenized(model_args, data_args, training_args) -> dict:
+    """A `--tokenized_path` that does not exist yet: filter, split, tokenize and pack the corpus
+    in this one process, save it there, and train nothing. Returns the packing report."""
+    path = data_args.tokenized_path
+    if training_args.world_size > 1:
+        raise UsageError(f"--tokenized_path {path} does not exist: prepare it with one process "
+                         f"first (python code/pretrain.py --tokenized_path {path} ...)")
+    if data_args.streaming:
+        raise UsageError("--tokenized_path saves blocks ready for training: drop --streaming")
+    tokenizer = load_checked_tokenizer(model_args)
+    raw_ds = load_train_data(expand_train_files(data_args.train_files), streaming=False)
+    train_ds, eval_ds, report = build_datasets(raw_ds, tokenizer, data_args, training_args.seed)
+    save_prepared(path, train_ds, eval_ds, report)
+    logger.info("saved %d training and %d eval blocks of %d to %s: launch the training with the "
+                "same --tokenized_path", train_ds.num_rows, 0 if eval_ds is None else
+                eval_ds.num_rows, data_args.block_size, path)
+    return report
+
+
+def load_tokenized(data_args, tokenizer) -> tuple[Dataset, Dataset | None, dict]:
+    """The blocks saved by `prepare_tokenized`, memory-mapped, checked against this run."""
+    path = data_args.tokenized_path
+    try:
+        train_ds, eval_ds, report = load_prepared(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise UsageError(f"--tokenized_path: {path} was not saved by --tokenized_path "
+                         f"({str(err).splitlines()[0]})") from err
+    if report["block_size"] != data_args.block_size:
+        raise UsageError(f"--block_size {data_args.block_size}: {path} holds blocks of "
+                         f"{report['block_size']}; prepare another --tokenized_path")
+    if report["eos_id"] != tokenizer.eos_token_id:
+        raise UsageError(f"--tokenizer_name: {path} was tokenized with EOS id {report['eos_id']}, "
+                         f"this tokenizer's is {tokenizer.eos_token_id}")
+    return train_ds, eval_ds, report
+
+
+# ---- chapters/05_script.ipynb, cell 58 ----
+def loader_state_file(checkpoint: Path, rank: int) -> Path:
+    """Where `StreamPosition` keeps rank `rank`'s data-loader state in `checkpoint`."""
+    return checkpoint / f"dataloader_rank{rank}.pt"
+
+
+class StreamPosition(TrainerCallback):
+    """Streams: save each rank's data-loader state into every checkpoint, load it on resume."""
+
+    def __init__(self, resume: Path | None):
+        self.resume = resume
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        if self.resume is not None:
+            saved = torch.load(loader_state_file(self.resume, args.process_index))
+            train_dataloader.load_state_dict(saved)
+            logger.info("the stream continues where %s left it", self.resume.name)
+
+    def on_step_end(self, args, state, control, train_dataloader=None, **kwargs):
+        if control.should_save:  # before the Trainer's save, whose last file marks it complete
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)
+            torch.save(train_dataloader.state_dict(), loader_state_file(folder, args.process_index))
+
+
+def check_stream_checkpoint(checkpoint: Path, world_size: int) -> None:
+    """A stream resumes only with the data-loader state of each of this run's ranks."""
+    saved = len(list(checkpoint.glob("dataloader_rank*.pt")))
+    if saved != world_size:
+        raise UsageError(f"--streaming: {checkpoint.name} holds the stream position of {saved} "
+                         f"process(es) and this run has {world_size}; resume with the same "
+                         f"number of processes, or start a new --output_dir")
+
+
+# ---- chapters/05_script.ipynb, cell 60 ----
 def train(argv: list[str] | None = None) -> dict | None:
     """The whole job: parse, check the inputs, build model and data, train, evaluate, save.
 
@@ -718,8 +921,12 @@ def train(argv: list[str] | None = None) -> dict | None:
     model_args, data_args, training_args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         level=logging.INFO if training_args.should_log else logging.ERROR)
+    if data_args.tokenized_path and not os.path.exists(data_args.tokenized_path):
+        return prepare_tokenized(model_args, data_args, training_args)
     check_output_dir(training_args.output_dir)
-    train_files = expand_train_files(data_args.train_files)
+    if data_args.tokenized_path and data_args.streaming:
+        raise UsageError("--tokenized_path holds blocks ready for training: drop --streaming")
+    train_files = [] if data_args.tokenized_path else expand_train_files(data_args.train_files)
     if data_args.streaming and training_args.max_steps <= 0:
         raise UsageError("--streaming needs --max_steps: a stream has no length to count epochs by")
     if data_args.validation_split_percentage <= 0 and training_args.eval_strategy != "no":
@@ -741,14 +948,24 @@ def train(argv: list[str] | None = None) -> dict | None:
             metrics = json.loads((Path(training_args.output_dir) / "all_results.json").read_text())
             log_results(metrics, training_args.output_dir)
             return metrics
+        if data_args.streaming:
+            check_stream_checkpoint(resume, training_args.world_size)
         training_args = keep_step_size(resume, training_args, data_args.block_size)
         if training_args.deepspeed and saved_world_size(resume) != training_args.world_size:
             with training_args.main_process_first(local=False, desc="universal checkpoint"):
                 convert_to_universal(resume)  # rank 0 converts, the others find it done
-            training_args.hf_deepspeed_config.config["checkpoint"] = {"load_universal": True}
-    with training_args.main_process_first(desc="tokenize and pack the corpus"):
-        raw_ds = load_train_data(train_files, data_args.streaming)
-        train_ds, eval_ds, report = build_datasets(raw_ds, tokenizer, data_args, training_args.seed)
+            training_args.hf_deepspeed_config.config.setdefault("checkpoint", {})[
+                "load_universal"] = True
+    if data_args.tokenized_path:
+        train_ds, eval_ds, report = load_tokenized(data_args, tokenizer)
+    else:
+        with preprocessing_first(training_args):
+            raw_ds = load_train_data(train_files, data_args.streaming)
+            train_ds, eval_ds, report = build_datasets(raw_ds, tokenizer, data_args,
+                                                       training_args.seed)
+    if eval_ds is None and training_args.eval_strategy != "no":
+        raise UsageError(f"--tokenized_path: {data_args.tokenized_path} has no eval split: "
+                         f"add --eval_strategy no")
     logger.info("model: %.2fM parameters in %s | packing: %s", model.num_parameters() / 1e6,
                 model.dtype, report)
     log_batch_arithmetic(training_args, None if data_args.streaming else train_ds.num_rows,
@@ -759,9 +976,22 @@ def train(argv: list[str] | None = None) -> dict | None:
     prepare_tracking(training_args)
     training_args.enable_jit_checkpoint = False  # StopOnSigterm handles SIGTERM at any world size
     stopper = StopOnSigterm()
+    callbacks = [stopper]
+    if data_args.streaming:
+        training_args.accelerator_config.dispatch_batches = False  # each rank reads its own part
+        training_args.ignore_data_skip = True  # StreamPosition restores the position instead
+        callbacks.append(StreamPosition(resume))
+        # torchdata 0.11's StatefulDataLoader calls torch.set_vital, deprecated in torch 2.13
+        warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
+        if train_ds.num_shards < training_args.world_size:
+            logger.warning("the stream has %d file(s) for %d processes: each process reads all of "
+                           "it; split the corpus into at least %d files", train_ds.num_shards,
+                           training_args.world_size, training_args.world_size)
     trainer = Trainer(model=model, args=training_args, train_dataset=train_ds,
                       eval_dataset=eval_ds, processing_class=tokenizer,
-                      data_collator=default_data_collator, callbacks=[stopper])
+                      data_collator=lm_collator, callbacks=callbacks)
+    # torchdata's StatefulDataLoader (the Trainer's AcceleratorConfig has no field for it)
+    trainer.accelerator.dataloader_config.use_stateful_dataloader = data_args.streaming
     peak = peak_flops(training_args.device, model_args.peak_tflops)
     throughput = ThroughputCallback(flops_per_token(model, data_args.block_size), peak)
     trainer.callback_handler.callbacks.insert(0, throughput)  # first: its numbers reach the logs
@@ -777,7 +1007,7 @@ def train(argv: list[str] | None = None) -> dict | None:
     return metrics
 
 
-# ---- chapters/05_script.ipynb, cell 58 ----
+# ---- chapters/05_script.ipynb, cell 62 ----
 def main(argv: list[str] | None = None) -> None:
     """Run `train`; bad input ends in one `pretrain.py: error: ...` line and exit status 2,
     a SIGTERM in exit status 143 once its checkpoint is saved."""
@@ -791,7 +1021,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(143)
 
 
-# ---- chapters/05_script.ipynb, cell 83 ----
+# ---- chapters/05_script.ipynb, cell 90 ----
 def saved_world_size(checkpoint: Path) -> int:
     """Processes that saved `checkpoint`: the Trainer writes one `rng_state_<rank>.pth` per rank,
     a lone `rng_state.pth` for one process."""
@@ -843,7 +1073,7 @@ def convert_to_universal(checkpoint: Path) -> None:
                     "--inject_missing_state"], check=True, capture_output=True)
 
 
-# ---- chapters/05_script.ipynb, cell 87 ----
+# ---- chapters/05_script.ipynb, cell 94 ----
 class StopOnSigterm(TrainerCallback):
     """On SIGTERM, every rank stops after the same optimizer step, with one checkpoint saved.
 

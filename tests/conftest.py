@@ -89,9 +89,11 @@ def check_outputs(out, log: str, world_size: int) -> None:
     assert ev["eval_perplexity"] == pytest.approx(math.exp(ev["eval_loss"]))
     assert 0 < ev["eval_bits_per_byte"] < ev["eval_loss"] / math.log(2)
     report = json.loads((out / "packing_report.json").read_text())
-    assert report["documents"] == 4000 and report["block_size"] == 128 and report["eos_id"] == 4093
-    assert report["tokens_in"] == report["tokens_kept"] + report["tokens_dropped"]
-    assert report["tokens_kept"] == report["blocks"] * 128
+    assert report["block_size"] == 128 and report["eos_id"] == 4093
+    assert report["documents"] + report["eval"]["documents"] == 4000  # split by document
+    for side in (report, report["eval"]):
+        assert side["tokens_in"] == side["tokens_kept"] + side["tokens_dropped"]
+        assert side["tokens_kept"] == side["blocks"] * 128 and side["blocks"] > 0
     steps = losses(out)
     assert [s for s, _ in steps] == list(range(1, 9))
     assert steps[-1][1] < steps[0][1] - 1.0, "the loss must fall"

@@ -34,19 +34,56 @@ def test_pack_blocks_edge_cases(pretrain, group_texts):
         assert pretrain.pack_blocks(table, 4).to_pydict() == group_texts({"input_ids": docs}, 4)
 
 
-def test_blocks_do_not_depend_on_tokenizer_processes(pretrain, tiny_tokenizer):
+@pytest.mark.parametrize("batch_size", [1000, 7])
+def test_blocks_do_not_depend_on_processes(pretrain, tiny_tokenizer, group_texts, batch_size):
+    """Tokenizing and packing both run in num_proc processes; the blocks stay the same."""
     raw = pretrain.load_corpus([pretrain.CORPUS_FILE]).select(range(1500))
-    one, report_one = pretrain.prepare_lm_dataset(raw, tiny_tokenizer, 64)
-    two, report_two = pretrain.prepare_lm_dataset(raw, tiny_tokenizer, 64, num_proc=2)
+    one, report_one = pretrain.prepare_lm_dataset(raw, tiny_tokenizer, 64, batch_size=batch_size)
+    two, report_two = pretrain.prepare_lm_dataset(raw, tiny_tokenizer, 64, num_proc=2,
+                                                  batch_size=batch_size)
     assert report_one == report_two and one[:] == two[:]
-    assert one[0]["labels"] == one[0]["input_ids"] and len(one[0]["input_ids"]) == 64
+    assert one.column_names == ["input_ids"] and len(one[0]["input_ids"]) == 64
+    # the same as packing each map batch of documents in one process
+    docs = raw.map(pretrain.tokenize_function, batched=True, remove_columns=["text"],
+                   fn_kwargs={"tokenizer": tiny_tokenizer})
+    slow = docs.map(group_texts, batched=True, batch_size=batch_size, fn_kwargs={"block_size": 64})
+    assert slow[:] == one[:]
+
+
+def test_collator_labels_are_the_inputs_eos_included(pretrain, tiny_tokenizer):
+    from transformers import DataCollatorForLanguageModeling
+
+    eos = tiny_tokenizer.eos_token_id
+    blocks = [{"input_ids": [5, 6, eos, 7]}, {"input_ids": [eos, 8, 9, 10]}]
+    batch = pretrain.lm_collator(blocks)
+    assert batch["input_ids"].tolist() == [[5, 6, eos, 7], [eos, 8, 9, 10]]
+    assert batch["labels"].tolist() == batch["input_ids"].tolist()
+    assert batch["labels"].data_ptr() != batch["input_ids"].data_ptr()
+    # the trap lm_collator avoids: pad is EOS, so the library collator hides every EOS
+    masked = DataCollatorForLanguageModeling(tiny_tokenizer, mlm=False)(blocks)["labels"]
+    assert tiny_tokenizer.pad_token_id == eos and (masked == -100).sum() == 2
+
+
+def test_documents_split_by_content(pretrain):
+    raw = pretrain.load_corpus([pretrain.CORPUS_FILE])
+    train, held_out = pretrain.split_documents(raw, 5.0)
+    assert train.num_rows + held_out.num_rows == raw.num_rows == 4000
+    assert 150 < held_out.num_rows < 250  # about 5%
+    assert not set(train["text"]) & set(held_out["text"]), "duplicates stay on one side"
+    two = pretrain.split_documents(raw, 5.0, num_proc=2)
+    assert two[0]["text"] == train["text"] and two[1]["text"] == held_out["text"]
+    stream = pretrain.load_corpus([pretrain.CORPUS_FILE], streaming=True)
+    streamed_train, streamed_eval = pretrain.split_documents(stream, 5.0)
+    assert [d["text"] for d in streamed_eval] == held_out["text"]
+    assert [d["text"] for d in streamed_train.take(50)] == train["text"][:50]
+    assert pretrain.split_documents(raw, 0.0)[1].num_rows == 0
 
 
 def test_streamed_blocks_equal_map_style_blocks(pretrain, tiny_tokenizer):
     from types import SimpleNamespace
 
     args = SimpleNamespace(streaming=True, block_size=128, validation_split_percentage=0,
-                           preprocessing_num_workers=None)
+                           preprocessing_num_workers=None, shuffle_buffer=0)
     stream, _, _ = pretrain.build_datasets(
         pretrain.load_corpus([pretrain.CORPUS_FILE], streaming=True), tiny_tokenizer, args, 42)
     lm_ds, _ = pretrain.prepare_lm_dataset(pretrain.load_corpus([pretrain.CORPUS_FILE]),

@@ -112,13 +112,12 @@ def test_finished_run_rerun_changes_nothing(finished_run, uninterrupted):
 def test_notebook_path_and_script_agree(tmp_path, pretrain):
     """Chapter 04's calls and the script's give the same first batch and the same losses."""
     import torch
-    from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
+    from transformers import Trainer, TrainingArguments, set_seed
 
     seed, steps = 42, 4
     tokenizer = pretrain.load_tokenizer(pretrain.TOKENIZER_DIR)
-    lm_ds, _ = pretrain.prepare_lm_dataset(pretrain.load_corpus([pretrain.CORPUS_FILE]),
-                                           tokenizer, 128)
-    split = lm_ds.train_test_split(test_size=0.05, seed=seed)
+    train_docs, _ = pretrain.split_documents(pretrain.load_corpus([pretrain.CORPUS_FILE]), 5.0)
+    notebook_train, _ = pretrain.prepare_lm_dataset(train_docs, tokenizer, 128)
     set_seed(seed)
     model = pretrain.build_model(config_name=pretrain.TINY_CONFIG_DIR, dtype=torch.float32)
     args = TrainingArguments(output_dir=str(tmp_path / "nb"), per_device_train_batch_size=16,
@@ -126,8 +125,8 @@ def test_notebook_path_and_script_agree(tmp_path, pretrain):
                              weight_decay=0.1, max_steps=steps, logging_steps=1, seed=seed,
                              use_cpu=True, report_to="none", save_strategy="no",
                              disable_tqdm=True)
-    trainer = Trainer(model=model, args=args, train_dataset=split["train"],
-                      processing_class=tokenizer, data_collator=default_data_collator)
+    trainer = Trainer(model=model, args=args, train_dataset=notebook_train,
+                      processing_class=tokenizer, data_collator=pretrain.lm_collator)
     first_batch = next(iter(trainer.get_train_dataloader()))["input_ids"]
     trainer.train()
     notebook = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
@@ -141,7 +140,7 @@ def test_notebook_path_and_script_agree(tmp_path, pretrain):
     train_ds, _, _ = pretrain.build_datasets(pretrain.load_corpus([pretrain.CORPUS_FILE]),
                                              tokenizer, script_args[1], seed)
     script_trainer = Trainer(model=model, args=args, train_dataset=train_ds,
-                             data_collator=default_data_collator)
+                             data_collator=pretrain.lm_collator)
     script_batch = next(iter(script_trainer.get_train_dataloader()))["input_ids"]
     assert int(first_batch.sum()) == int(script_batch.sum())
     assert torch.equal(first_batch, script_batch)

@@ -54,8 +54,12 @@ BAD_INPUTS = {
                       'notext.jsonl:1: a record without a "text" field'),
     "undecodable bytes": (lambda t: corpus(t, "l1.jsonl", '{"text": "café"}\n'.encode("latin-1")),
                           "l1.jsonl:1: not valid UTF-8"),
-    "corpus smaller than a block": (lambda t: corpus(t, "small.jsonl", '{"text": "你好"}\n'),
-                                    "block(s) of 128; at least 2 are needed"),
+    "corpus smaller than a block": (
+        lambda t: corpus(t, "small.jsonl", '{"text": "你好"}\n')
+        + ["--validation_split_percentage", "0", "--eval_strategy", "no"],
+        "too little text for blocks of 128: 0 training and 0 eval block(s)"),
+    "no document held out": (lambda t: corpus(t, "one.jsonl", '{"text": "你好"}\n'),
+                             "--validation_split_percentage 5.0: no document of this corpus"),
     "block size too long for the model": (lambda t: ["--block_size", "4096"],
                                           "exceeds the model's max_position_embeddings (2048)"),
     "tokenizer larger than the model vocab": (

@@ -97,7 +97,7 @@ def test_script_logs_throughput_to_history_and_tensorboard(pretrain, tmp_path):
 
 def test_callback_starts_over_with_every_training_run(pretrain, tmp_path):
     """A second trainer.train() (a re-run notebook cell) must not report negative rates."""
-    from transformers import Trainer, TrainingArguments, default_data_collator
+    from transformers import Trainer, TrainingArguments
 
     tokenizer = pretrain.load_tokenizer(pretrain.TOKENIZER_DIR)
     raw = pretrain.load_corpus([pretrain.CORPUS_FILE]).select(range(200))
@@ -107,7 +107,7 @@ def test_callback_starts_over_with_every_training_run(pretrain, tmp_path):
                              include_num_input_tokens_seen="all", save_strategy="no",
                              disable_tqdm=True)
     trainer = Trainer(model=pretrain.build_model(config_name=pretrain.TINY_CONFIG_DIR), args=args,
-                      train_dataset=blocks, data_collator=default_data_collator)
+                      train_dataset=blocks, data_collator=pretrain.lm_collator)
     trainer.callback_handler.callbacks.insert(0, pretrain.ThroughputCallback())
     for _ in range(2):
         trainer.train()
