@@ -40,7 +40,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 import torch.distributed as dist
-from datasets import Dataset, DatasetDict, IterableDataset, load_dataset, load_from_disk
+from datasets import (
+    Dataset,
+    DatasetDict,
+    Features,
+    IterableDataset,
+    Value,
+    load_dataset,
+    load_from_disk,
+)
 from huggingface_hub.errors import StrictDataclassError
 from matplotlib.figure import Figure
 from transformers import (
@@ -201,20 +209,27 @@ def prepare_lm_dataset(
 
 
 # ---- chapters/03_data.ipynb, cell 41 ----
-def in_eval_split(batch: dict, percent: float, side: str) -> list[bool]:
-    """Which documents of a batch fall on `side` ("train" or "eval") of the document-level split:
-    a document is held out when the CRC-32 of its text, mod 10,000, is below `percent` x 100."""
-    held_out = [zlib.crc32(text.encode("utf-8")) % 10_000 < percent * 100 for text in batch["text"]]
+def in_eval_split(batch: pa.Table, percent: float, side: str) -> list[bool]:
+    """Which documents of an Arrow batch fall on `side` ("train" or "eval") of the split: a
+    document is held out when the CRC-32 of its text, mod 10,000, is below `percent` x 100."""
+    texts = batch.column("text").to_pylist()
+    held_out = [zlib.crc32(text.encode("utf-8")) % 10_000 < percent * 100 for text in texts]
     return held_out if side == "eval" else [not h for h in held_out]
 
 
 def split_documents(
     raw_ds: Dataset | IterableDataset, percent: float, num_proc: int | None = None
 ) -> tuple[Dataset | IterableDataset, Dataset | IterableDataset]:
-    """(train, eval) documents, split by content before packing, for map-style and streams alike."""
+    """(train, eval) documents, split by content before packing, for map-style and streams alike.
+
+    The filter works on Arrow batches: a stream then stays in Arrow from the JSON reader to the
+    packed blocks, instead of passing through one Python dict per document.
+    """
     parallel = {"num_proc": num_proc} if isinstance(raw_ds, Dataset) else {}
-    return tuple(raw_ds.filter(in_eval_split, batched=True, **parallel,
-                               fn_kwargs={"percent": percent, "side": side})
+    return tuple(raw_ds.with_format("arrow")
+                 .filter(in_eval_split, batched=True, **parallel,
+                         fn_kwargs={"percent": percent, "side": side})
+                 .with_format(None)
                  for side in ("train", "eval"))
 
 
@@ -521,18 +536,41 @@ def load_train_data(train_files: list[str], streaming: bool) -> Dataset | Iterab
 
 
 # ---- chapters/05_script.ipynb, cell 22 ----
+def nonempty_text(batch: pa.Table) -> pa.Array:
+    """Which records of an Arrow batch have a string `text` that is neither null nor empty."""
+    return pc.fill_null(pc.greater(pc.utf8_length(batch.column("text")), 0), False)
+
+
+def drop_empty_texts(batch: pa.Table) -> pa.Table:
+    """The records of an Arrow batch that `nonempty_text` keeps."""
+    return batch.filter(nonempty_text(batch))
+
+
 def has_text(batch: dict) -> list[bool]:
-    """Which records of a batch have a non-empty string as `text`."""
+    """Which records of a batch have a non-empty string as `text`, whatever JSON value it is."""
     return [isinstance(t, str) and t != "" for t in batch["text"]]
 
 
 def keep_text_records(
     raw_ds: Dataset | IterableDataset, num_proc: int | None = None
 ) -> Dataset | IterableDataset:
-    """Drop records whose `text` is null, not a string, or empty."""
-    if isinstance(raw_ds, IterableDataset):
-        return raw_ds.filter(has_text, batched=True)
-    return raw_ds.filter(has_text, batched=True, num_proc=num_proc)
+    """Only the records whose `text` is a non-empty string, with `text` a string column.
+
+    Where some `text` is not a string (null, a number, a list), `datasets` loads the column as
+    JSON, whose Arrow values are JSON-encoded: such records are dropped and the rest decoded.
+    """
+    parallel = {"num_proc": num_proc} if isinstance(raw_ds, Dataset) else {}
+    if raw_ds.features is not None and raw_ds.features["text"] == Value("string"):
+        arrow = raw_ds.with_format("arrow")  # no Python object per document
+        if isinstance(raw_ds, Dataset):  # a filter stores kept row numbers, not a copy of the text
+            return arrow.filter(nonempty_text, batched=True, num_proc=num_proc).with_format(None)
+        # a map: datasets 5.2 cannot chain two Arrow filters on a stream (both add a
+        # "===MASK===" column), and split_documents filters next
+        return arrow.map(drop_empty_texts, batched=True).with_format(None)
+    others = [name for name in raw_ds.column_names or [] if name != "text"]
+    return raw_ds.filter(has_text, batched=True, **parallel).map(
+        lambda batch: {"text": batch["text"]}, batched=True, remove_columns=others, **parallel,
+        features=Features({"text": Value("string")}))
 
 
 # ---- chapters/05_script.ipynb, cell 24 ----

@@ -92,6 +92,19 @@ def test_messy_but_valid_corpora_train_and_report_what_was_skipped(name, tmp_pat
     assert report["tokens_in"] == report["tokens_kept"] + report["tokens_dropped"] > 0
 
 
+@pytest.mark.parametrize("streaming", [False, True])
+def test_kept_records_are_decoded_text(tmp_path, pretrain, streaming):
+    """A non-string `text` makes datasets load the column as JSON, whose Arrow values are
+    JSON-encoded ("\"...\""): the kept records must be the texts themselves."""
+    data, _ = MESSY["null_numbers_lists_empty.jsonl"]
+    raw = pretrain.load_corpus([corpus(tmp_path, "messy.jsonl", data.encode())], streaming)
+    kept = pretrain.keep_text_records(raw)
+    texts = [json.loads(line)["text"] for line in CORPUS_LINES[:60]]
+    assert [r["text"] for r in kept] == texts
+    first = next(iter(kept.with_format("arrow").iter(batch_size=1)))
+    assert first.column("text").to_pylist() == texts[:1]  # what tokenize_batch reads
+
+
 def test_duplicate_train_files_are_read_once(tmp_path, pretrain):
     path = corpus(tmp_path, "c.jsonl", GOOD.encode())
     assert pretrain.expand_train_files([path, path, str(tmp_path / "*.jsonl")]) == [path]
