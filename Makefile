@@ -39,11 +39,12 @@ lab: setup
 reset: setup
 	$(PY) tools/reset.py
 
-# The CPU benchmarks of BENCHMARKS.md, one after the other (about 40 minutes on 2 cores).
+# The CPU benchmarks of BENCHMARKS.md, one after the other (about 55 minutes on 2 cores).
 bench: setup
 	$(PY) bench/data_prep.py
 	$(PY) bench/trainer_overhead.py
 	$(PY) bench/memory_scale.py
+	$(PY) bench/data_scale.py
 	$(PY) bench/course_time.py
 
 # Maintainers: regenerate the script, then re-run every chapter from scratch to refresh outputs.

@@ -91,6 +91,22 @@ def test_streamed_blocks_equal_map_style_blocks(pretrain, tiny_tokenizer):
     assert list(stream.take(300)) == lm_ds.select(range(300)).to_list()
 
 
+def test_shuffle_buffer_reorders_the_same_blocks(pretrain, tiny_tokenizer):
+    from types import SimpleNamespace
+
+    def first_blocks(buffer: int) -> list[list[int]]:
+        args = SimpleNamespace(streaming=True, block_size=128, validation_split_percentage=0,
+                               preprocessing_num_workers=None, shuffle_buffer=buffer)
+        stream, _, report = pretrain.build_datasets(
+            pretrain.load_corpus([pretrain.CORPUS_FILE], streaming=True), tiny_tokenizer, args, 42)
+        assert report["shuffle_buffer"] == buffer
+        return [b["input_ids"] for b in stream.take(200)]
+
+    plain, shuffled = first_blocks(0), first_blocks(100)
+    assert shuffled != plain and shuffled == first_blocks(100)  # seeded: the same order again
+    assert all(block in plain for block in shuffled[:50])  # drawn from the first 100 blocks
+
+
 def test_tokenize_batch_equals_tokenize_function(pretrain, tiny_tokenizer):
     raw = pretrain.load_corpus([pretrain.CORPUS_FILE]).select(range(300))
     kwargs = dict(batched=True, remove_columns=["text"], fn_kwargs={"tokenizer": tiny_tokenizer})
