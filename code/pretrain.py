@@ -235,13 +235,13 @@ def split_documents(
 
 # ---- chapters/03_data.ipynb, cell 46 ----
 def save_prepared(path: str | Path, train_ds: Dataset, eval_ds: Dataset | None,
-                  report: dict) -> None:
-    """Save train and eval blocks with their packing report under `path`; a save that is cut
-    short leaves `path.partial`, never a `path` that looks finished."""
+                  report: dict, num_proc: int | None = None) -> None:
+    """Save train and eval blocks with their packing report under `path` (`num_proc` processes
+    write the shards); a save cut short leaves `path.partial`, never a `path` that looks done."""
     partial = Path(f"{path}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     splits = {"train": train_ds} if eval_ds is None else {"train": train_ds, "eval": eval_ds}
-    DatasetDict(splits).save_to_disk(str(partial))
+    DatasetDict(splits).save_to_disk(str(partial), num_proc=num_proc)
     (partial / "packing_report.json").write_text(json.dumps(report, indent=2) + "\n")
     partial.rename(path)
 
@@ -514,6 +514,15 @@ def find_bad_record(path: str) -> str | None:
 
 
 # ---- chapters/05_script.ipynb, cell 19 ----
+def check_utf8(raw_ds: Dataset) -> None:
+    """Validate the `text` column's UTF-8, one record batch of the cache files at a time, read
+    rather than memory-mapped: the process does not keep the whole corpus resident."""
+    for cache in raw_ds.cache_files:
+        with pa.OSFile(cache["filename"]) as source:
+            for batch in pa.ipc.open_stream(source):
+                batch.column("text").validate(full=True)
+
+
 def load_train_data(train_files: list[str], streaming: bool) -> Dataset | IterableDataset:
     """`load_corpus`, with a broken file reported as the file, line and problem."""
     verbosity = datasets.logging.get_verbosity()
@@ -524,7 +533,7 @@ def load_train_data(train_files: list[str], streaming: bool) -> Dataset | Iterab
             if "text" not in next(iter(raw_ds)):
                 raise KeyError("text")
         else:  # Arrow keeps the bytes of a string as they are: check that they are UTF-8
-            raw_ds.data.column("text").validate(full=True)
+            check_utf8(raw_ds)
     except Exception as err:  # datasets and Arrow raise several exception types for a bad file
         problem = next(filter(None, map(find_bad_record, train_files)), None)
         if problem is None:
@@ -892,7 +901,7 @@ def prepare_tokenized(model_args, data_args, training_args) -> dict:
     tokenizer = load_checked_tokenizer(model_args)
     raw_ds = load_train_data(expand_train_files(data_args.train_files), streaming=False)
     train_ds, eval_ds, report = build_datasets(raw_ds, tokenizer, data_args, training_args.seed)
-    save_prepared(path, train_ds, eval_ds, report)
+    save_prepared(path, train_ds, eval_ds, report, num_proc=data_args.preprocessing_num_workers)
     logger.info("saved %d training and %d eval blocks of %d to %s: launch the training with the "
                 "same --tokenized_path", train_ds.num_rows, 0 if eval_ds is None else
                 eval_ds.num_rows, data_args.block_size, path)
