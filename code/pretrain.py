@@ -49,6 +49,7 @@ from datasets import (
     load_dataset,
     load_from_disk,
 )
+from datasets.fingerprint import Hasher
 from huggingface_hub.errors import StrictDataclassError
 from matplotlib.figure import Figure
 from transformers import (
@@ -172,6 +173,17 @@ def pack_groups(batch: pa.Table, tokenized: Dataset, group_size: int, block_size
                              for start in batch.column("start").to_pylist()])
 
 
+def packed_cache_file(tokenized_ds: Dataset, block_size: int, group_size: int) -> str | None:
+    """A cache file for the blocks, next to the token ids they are cut from (whose name is their
+    fingerprint), named by the packing code and sizes. `groups` lives in memory: without a file
+    name, `map` would keep every block in memory too."""
+    if not tokenized_ds.cache_files:
+        return None  # tokens in memory (a small dataset): the blocks may be too
+    tokens = Path(tokenized_ds.cache_files[0]["filename"])
+    packing = Hasher.hash((pack_groups, block_size, group_size))
+    return str(tokens.with_name(f"{tokens.stem}-blocks-{packing}.arrow"))
+
+
 def prepare_lm_dataset(
     raw_ds: Dataset, tokenizer, block_size: int, num_proc: int | None = None,
     batch_size: int = 1000,
@@ -191,6 +203,7 @@ def prepare_lm_dataset(
         pack_groups, batched=True, batch_size=1, num_proc=num_proc, remove_columns=["start"],
         fn_kwargs={"tokenized": tokenized_ds.with_format("arrow"), "group_size": batch_size,
                    "block_size": block_size},
+        cache_file_name=packed_cache_file(tokenized_ds, block_size, batch_size),
         desc=f"pack into blocks of {block_size}",
     ).with_format(None)
     tokens_in = pc.sum(pc.list_value_length(tokenized_ds.data.column("input_ids"))).as_py() or 0
