@@ -175,7 +175,8 @@ def memory_gb(config: dict, seq_len: int, n_gpus: int, zero_stage: int,
 
     Model states: 2 bytes of weights, 2 of gradients, 12 of optimizer state per parameter, ZeRO
     stage 1/2/3 sharding the optimizer state / + gradients / + weights over `n_gpus`. Per
-    sequence: saved bf16 activations and one fp32 copy of the logits.
+    sequence: saved bf16 activations and the logits' 12 bytes per token and vocabulary entry
+    (three fp32 tensors of their shape at the peak, in backward).
     """
     n = qwen2_parameters(config)
     h, i, layers = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
@@ -185,7 +186,7 @@ def memory_gb(config: dict, seq_len: int, n_gpus: int, zero_stage: int,
     states = (2 * n / (n_gpus if zero_stage >= 3 else 1)
               + 2 * n / (n_gpus if zero_stage >= 2 else 1)
               + 12 * n / (n_gpus if zero_stage >= 1 else 1))
-    per_sequence = 2 * seq_len * saved + 4 * seq_len * config["vocab_size"]
+    per_sequence = 2 * seq_len * saved + 12 * seq_len * config["vocab_size"]
     return states / 1e9, per_sequence / 1e9
 
 
@@ -290,12 +291,12 @@ def max_micro_batch_80gb(answer) -> str:
         (math.floor(80 / per_sequence), "别忘了权重、梯度和优化器状态这部分固定开销"),
         (max_micro_batch(config, 80, **setup, checkpointing=False),
          "题目打开了梯度检查点：每层只保存输入，激活小得多"),
-        (math.floor((80 - states) / (per_sequence + 4 * 2048 * config["vocab_size"] / 1e9)),
-         "题目说不计交叉熵的额外副本：logits 只算一份"),
+        (math.floor((80 - states) / (per_sequence - 8 * 2048 * config["vocab_size"] / 1e9)),
+         "logits 只算了一份：反向时同时有三份 fp32（每词元每词表项 12 字节）"),
         (max_micro_batch(config, 80, **{**setup, "zero_stage": 0}),
          "ZeRO-2 把梯度和优化器状态切到了 8 张卡上"),
     ))
-    return "实际训练还要给交叉熵的副本和显存碎片留余量"
+    return "实际训练还要给临时缓冲和显存碎片留余量"
 
 
 @exercise("01.3")

@@ -1,6 +1,9 @@
 # GENERATED from chapters/*.ipynb by tools/export.py: edit the notebooks instead.
 """Interactive explorers for the classroom, generated from the chapters' `#| export classroom`
 cells by tools/export.py. Each is a plain, tested function plus a small ipywidgets front end."""
+import subprocess
+import sys
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
@@ -9,6 +12,9 @@ from transformers import AutoModelForCausalLM, get_scheduler
 # ---- chapters/01_config.ipynb, cell 19 ----
 # bytes per parameter for weights, gradients and AdamW state, and per saved activation value
 PRECISION_BYTES = {"bf16 mixed": (2, 2, 12, 2), "fp32": (4, 4, 8, 4)}
+# bytes per token and vocabulary entry at the loss's peak, in backward: three fp32 tensors of
+# the logits' shape (the saved log-softmax, its gradient, the gradient of the logits)
+LOGITS_BYTES = 12
 GPU_MEMORY_GB = (24, 40, 80, 141)
 
 
@@ -35,7 +41,7 @@ def training_memory_gb(config, micro_batch: int, seq_len: int, n_gpus: int = 1,
         "grads": grad_b * n / (n_gpus if zero_stage >= 2 else 1) / 1e9,
         "optimizer": optim_b * n / (n_gpus if zero_stage >= 1 else 1) / 1e9,
         "activations": act_b * tokens * saved / 1e9,
-        "logits": 4 * tokens * config.vocab_size / 1e9,
+        "logits": LOGITS_BYTES * tokens * config.vocab_size / 1e9,
     }
 
 
@@ -88,6 +94,30 @@ def memory_explorer(base_config, **start) -> widgets.interactive:
         checkpointing=widgets.Checkbox(values["checkpointing"], description="checkpointing"),
     )
     return widgets.interactive(lambda **kw: print(memory_report(base_config, **kw)), **controls)
+
+
+# ---- chapters/01_config.ipynb, cell 31 ----
+# one forward + backward on the CPU in a fresh process; prints its peak resident memory in bytes
+PEAK_PROBE = """
+import resource, sys, torch
+from transformers import AutoConfig, AutoModelForCausalLM
+config = AutoConfig.from_pretrained(sys.argv[1])
+micro_batch, seq_len = int(sys.argv[2]), int(sys.argv[3])
+model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+ids = torch.randint(0, config.vocab_size, (micro_batch, seq_len),
+                    generator=torch.Generator().manual_seed(0))
+model(input_ids=ids, labels=ids).loss.backward()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
+print(peak if sys.platform == "darwin" else peak * 1024)
+"""
+
+
+def peak_memory_gb(config_dir, micro_batch: int, seq_len: int) -> float:
+    """Peak memory (GB) of a new process that builds the model of `config_dir` in fp32 and runs
+    one training forward + backward pass of `micro_batch` x `seq_len` random tokens on the CPU."""
+    probe = subprocess.run([sys.executable, "-c", PEAK_PROBE, str(config_dir), str(micro_batch),
+                            str(seq_len)], capture_output=True, text=True, check=True)
+    return int(probe.stdout) / 1e9
 
 
 # ---- chapters/03_data.ipynb, cell 29 ----

@@ -174,14 +174,17 @@ def pack_groups(batch: pa.Table, tokenized: Dataset, group_size: int, block_size
 
 
 def packed_cache_file(tokenized_ds: Dataset, block_size: int, group_size: int) -> str | None:
-    """A cache file for the blocks, next to the token ids they are cut from (whose name is their
-    fingerprint), named by the packing code and sizes. `groups` lives in memory: without a file
-    name, `map` would keep every block in memory too."""
+    """A cache file for the blocks, next to the token ids they are cut from, named by a hash of
+    those (whose file name is their fingerprint), the packing code and sizes. `groups` lives in
+    memory: without a file name, `map` would keep every block in memory too.
+
+    The name must not start with the tokens' own name: `datasets` looks for the shards of a
+    `map` result as `<its name>*.arrow` and would take the blocks for token shards."""
     if not tokenized_ds.cache_files:
         return None  # tokens in memory (a small dataset): the blocks may be too
     tokens = Path(tokenized_ds.cache_files[0]["filename"])
-    packing = Hasher.hash((pack_groups, block_size, group_size))
-    return str(tokens.with_name(f"{tokens.stem}-blocks-{packing}.arrow"))
+    packing = Hasher.hash((tokens.name, pack_groups, block_size, group_size))
+    return str(tokens.with_name(f"blocks-{packing}.arrow"))
 
 
 def prepare_lm_dataset(
@@ -909,8 +912,6 @@ def prepare_tokenized(model_args, data_args, training_args) -> dict:
     if training_args.world_size > 1:
         raise UsageError(f"--tokenized_path {path} does not exist: prepare it with one process "
                          f"first (python code/pretrain.py --tokenized_path {path} ...)")
-    if data_args.streaming:
-        raise UsageError("--tokenized_path saves blocks ready for training: drop --streaming")
     tokenizer = load_checked_tokenizer(model_args)
     raw_ds = load_train_data(expand_train_files(data_args.train_files), streaming=False)
     train_ds, eval_ds, report = build_datasets(raw_ds, tokenizer, data_args, training_args.seed)
@@ -981,11 +982,11 @@ def train(argv: list[str] | None = None) -> dict | None:
     model_args, data_args, training_args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         level=logging.INFO if training_args.should_log else logging.ERROR)
+    if data_args.tokenized_path and data_args.streaming:
+        raise UsageError("--tokenized_path holds blocks ready for training: drop --streaming")
     if data_args.tokenized_path and not os.path.exists(data_args.tokenized_path):
         return prepare_tokenized(model_args, data_args, training_args)
     check_output_dir(training_args.output_dir)
-    if data_args.tokenized_path and data_args.streaming:
-        raise UsageError("--tokenized_path holds blocks ready for training: drop --streaming")
     train_files = [] if data_args.tokenized_path else expand_train_files(data_args.train_files)
     if data_args.streaming and training_args.max_steps <= 0:
         raise UsageError("--streaming needs --max_steps: a stream has no length to count epochs by")
@@ -1018,14 +1019,14 @@ def train(argv: list[str] | None = None) -> dict | None:
                 "load_universal"] = True
     if data_args.tokenized_path:
         train_ds, eval_ds, report = load_tokenized(data_args, tokenizer)
+        if eval_ds is None and training_args.eval_strategy != "no":
+            raise UsageError(f"--tokenized_path: {data_args.tokenized_path} has no eval split: "
+                             f"add --eval_strategy no")
     else:
         with preprocessing_first(training_args):
             raw_ds = load_train_data(train_files, data_args.streaming)
             train_ds, eval_ds, report = build_datasets(raw_ds, tokenizer, data_args,
                                                        training_args.seed)
-    if eval_ds is None and training_args.eval_strategy != "no":
-        raise UsageError(f"--tokenized_path: {data_args.tokenized_path} has no eval split: "
-                         f"add --eval_strategy no")
     logger.info("model: %.2fM parameters in %s | packing: %s", model.num_parameters() / 1e6,
                 model.dtype, report)
     log_batch_arithmetic(training_args, None if data_args.streaming else train_ds.num_rows,
@@ -1077,6 +1078,8 @@ def main(argv: list[str] | None = None) -> None:
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"pretrain.py: error: {err}", file=sys.stderr)
         sys.exit(2)
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()  # else gloo's threads can abort the exit (pytorch#190489)
     if metrics is None:
         sys.exit(143)
 

@@ -2,6 +2,7 @@ import importlib.util
 import json
 import math
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,23 @@ def load_module(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection
+def pytest_collection_modifyitems(config, items):
+    """Start the nbval runs of tests/test_any_cpu.py in the background now, check them last."""
+    any_cpu = [item for item in items if item.nodeid.startswith("tests/test_any_cpu.py")]
+    if any_cpu:
+        items[:] = [item for item in items if item not in any_cpu] + any_cpu
+        if not config.option.collectonly:
+            any_cpu[0].module.start_nbval_runs()
+
+
+def pytest_sessionfinish(session):
+    """No nbval run outlives the suite (an interrupted or failed session included)."""
+    module = sys.modules.get("test_any_cpu")
+    if module is not None:
+        module.stop_nbval_runs()
 
 
 @pytest.fixture(scope="session")

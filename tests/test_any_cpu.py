@@ -8,13 +8,19 @@ oneDNN and ATen. No stored output may depend on the last bits of a float: chapte
 losses in NBVAL_IGNORE_OUTPUT cells and compares them with a tolerance in the next cell.
 
 One thread per kernel leaves a core free, so the notebooks run as two nbval processes side by
-side. The chapters also run in the default environment, in JupyterLab: tests/test_browser.py.
+side. They start as soon as the suite is collected (tests/conftest.py), at the lowest CPU
+priority, and use the time the other tests leave idle (waiting for processes, ports, browsers);
+the tests of this file come last and read their results. The chapters also run in the default
+environment, in JupyterLab: tests/test_browser.py.
 """
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -38,21 +44,36 @@ def code_cell_count(paths) -> int:
     return sum(c.cell_type == "code" for p in paths for c in nbformat.read(p, 4).cells)
 
 
-@pytest.fixture(scope="module")
-def nbval_runs(tmp_path_factory):
-    """Both nbval processes, started at once: {group: (process, log file)}."""
+RUNS: dict[str, tuple[subprocess.Popen, Path]] = {}  # group -> (nbval process, its log)
+
+
+def start_nbval_runs() -> None:
+    """Start one nbval process per group in the perturbed environment, niced (once)."""
     env = {**os.environ, **PERTURBED}
-    runs = {}
     for name, paths in GROUPS.items():
-        log = tmp_path_factory.mktemp("nbval") / "log.txt"
-        with log.open("w") as out:
-            runs[name] = subprocess.Popen(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *map(str, paths)],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT), log
-    yield runs
-    for process, _ in runs.values():
-        process.kill()
-        process.wait()
+        if name not in RUNS:
+            log = Path(tempfile.mkdtemp(prefix="nbval-")) / "log.txt"
+            with log.open("w") as out:
+                RUNS[name] = subprocess.Popen(
+                    ["nice", "-n", "19", sys.executable, "-m", "pytest", "-q", "-p",
+                     "no:cacheprovider", *map(str, paths)],
+                    cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                    start_new_session=True), log
+
+
+def stop_nbval_runs() -> None:
+    """Kill what is left of the runs: nbval, its kernels and what they started."""
+    for process, _ in RUNS.values():
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def nbval_runs():
+    start_nbval_runs()  # already running when the whole suite was collected
+    yield RUNS
+    stop_nbval_runs()
 
 
 def test_the_course_kernel_gets_the_perturbed_environment(monkeypatch):
@@ -67,7 +88,7 @@ def test_the_course_kernel_gets_the_perturbed_environment(monkeypatch):
 @pytest.mark.parametrize("group", GROUPS)
 def test_stored_outputs_hold_with_one_thread_and_avx2(nbval_runs, group):
     process, log = nbval_runs[group]
-    process.wait(timeout=1200)
+    process.wait(timeout=1800)
     text = log.read_text()
     assert process.returncode == 0, text[-6000:]
     cells = code_cell_count(GROUPS[group])

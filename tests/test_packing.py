@@ -50,6 +50,22 @@ def test_blocks_do_not_depend_on_processes(pretrain, tiny_tokenizer, group_texts
     assert slow[:] == one[:]
 
 
+def test_preparing_again_with_processes_reuses_the_cache(pretrain, tiny_tokenizer, tmp_path):
+    """The second preparation of a cached corpus with 2 processes loads the token and block
+    shards of the first. (Block files named after the token shards once made `datasets` take
+    them for token shards and fail on the second run.)"""
+    from datasets import load_dataset
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(pretrain.CORPUS_FILE.read_text(encoding="utf-8").splitlines(True)[:600]),
+                      encoding="utf-8")
+    raw = load_dataset("json", data_files=str(corpus), split="train",
+                       cache_dir=str(tmp_path / "cache"))
+    first, _ = pretrain.prepare_lm_dataset(raw, tiny_tokenizer, 64, num_proc=2)
+    again, _ = pretrain.prepare_lm_dataset(raw, tiny_tokenizer, 64, num_proc=2)
+    assert again.cache_files == first.cache_files and again[:] == first[:]
+
+
 def test_collator_labels_are_the_inputs_eos_included(pretrain, tiny_tokenizer):
     from transformers import DataCollatorForLanguageModeling
 
