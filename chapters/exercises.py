@@ -384,7 +384,7 @@ def documents_per_block(answer) -> str:
 @exercise("04.1")
 def gradient_accumulation(answer) -> str:
     check_choice(answer, "D", "ABCD", hint="先算每个优化器步的词元数，再想浮点加法的顺序", why_not={
-        "A": "梯度累积：几个微批的梯度加在一起，才更新一次参数",
+        "A": "梯度累积：几个 micro-batch 的梯度加在一起，才更新一次参数",
         "B": "每步的序列数：新设置的两个数相乘，和原来的比一比",
         "C": "想想浮点数：(a + b) + c 与 a + (b + c) 总是逐位相等吗？",
     })

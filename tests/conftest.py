@@ -2,7 +2,6 @@ import importlib.util
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ ASSETS = ROOT / "assets"
 NOTEBOOKS = sorted(p for p in (ROOT / "chapters").rglob("*.ipynb")
                    if ".ipynb_checkpoints" not in p.parts)
 QWEN_TOKENIZER = ROOT.parent / "shared" / "data" / "qwen2.5-tokenizer"
+NBVAL_MODULE = pytest.StashKey()  # tests/test_any_cpu.py, when its tests run in this session
 
 
 def load_module(name: str):
@@ -23,19 +23,35 @@ def load_module(name: str):
     return module
 
 
+BROWSER = "tests/test_browser.py"
+ANY_CPU = "tests/test_any_cpu.py"
+
+
 @pytest.hookimpl(trylast=True)  # after -k / -m deselection
 def pytest_collection_modifyitems(config, items):
-    """Start the nbval runs of tests/test_any_cpu.py in the background now, check them last."""
-    any_cpu = [item for item in items if item.nodeid.startswith("tests/test_any_cpu.py")]
-    if any_cpu:
-        items[:] = [item for item in items if item not in any_cpu] + any_cpu
-        if not config.option.collectonly:
-            any_cpu[0].module.start_nbval_runs()
+    """The browser tests first, tests/test_any_cpu.py last.
+
+    The nbval runs of test_any_cpu.py (one thread each) start in the background once the browser
+    tests are done (`pytest_runtest_setup`): they then share the CPU with tests that mostly wait
+    on processes, ports and timeouts, and stay out of the way of the multi-threaded chapter runs
+    in the browser, which they would slow down.
+    """
+    browser = [item for item in items if item.nodeid.startswith(BROWSER)]
+    any_cpu = [item for item in items if item.nodeid.startswith(ANY_CPU)]
+    others = [item for item in items if item not in browser and item not in any_cpu]
+    items[:] = browser + others + any_cpu
+    config.stash[NBVAL_MODULE] = any_cpu[0].module if any_cpu else None
+
+
+def pytest_runtest_setup(item):
+    module = item.config.stash.get(NBVAL_MODULE, None)
+    if module is not None and not item.nodeid.startswith(BROWSER):
+        module.start_nbval_runs()  # once; the first test after the browser ones
 
 
 def pytest_sessionfinish(session):
     """No nbval run outlives the suite (an interrupted or failed session included)."""
-    module = sys.modules.get("test_any_cpu")
+    module = session.config.stash.get(NBVAL_MODULE, None)
     if module is not None:
         module.stop_nbval_runs()
 

@@ -1,17 +1,17 @@
 """Strict nbval of every notebook, on "another CPU": the stored outputs must hold there too.
 
-The stored outputs come from one machine (an Intel Xeon with AVX-512, 2 threads). A learner's CPU
+The stored outputs come from 2-core AVX-512 machines (an Intel Xeon, an AMD EPYC). A learner's CPU
 rounds fp32 sums in another order: another thread count splits the reductions differently, and
-AVX2 kernels (an AMD EPYC, an older laptop) accumulate differently from AVX-512 ones. Every
+AVX2 kernels (an older AMD or Intel laptop) accumulate differently from AVX-512 ones. Every
 notebook runs here under nbval, in the course kernel, with one thread and AVX2 kernels in MKL,
 oneDNN and ATen. No stored output may depend on the last bits of a float: chapter 04 prints its
 losses in NBVAL_IGNORE_OUTPUT cells and compares them with a tolerance in the next cell.
 
 One thread per kernel leaves a core free, so the notebooks run as two nbval processes side by
-side. They start as soon as the suite is collected (tests/conftest.py), at the lowest CPU
-priority, and use the time the other tests leave idle (waiting for processes, ports, browsers);
-the tests of this file come last and read their results. The chapters also run in the default
-environment, in JupyterLab: tests/test_browser.py.
+side. In the full suite they start in the background once the browser tests are done
+(tests/conftest.py), at the lowest CPU priority, and use the time the other tests leave idle
+(waiting for processes, ports, timeouts); the tests of this file come last and read the results.
+The chapters also run in the default environment, in JupyterLab: tests/test_browser.py.
 """
 
 import os

@@ -224,96 +224,75 @@ def sigterm_every_rank(command: list[str], env: dict, ranks: int = 2) -> tuple[i
     return proc.wait(timeout=300), "".join(log)
 
 
-def stop_and_rerun(pretrain, command: list[str], out, **env) -> tuple[int, str]:
-    """SIGTERM every rank, check the one agreed checkpoint, rerun the same command to the end.
+def stop_shrink_grow(pretrain, two: list[str], one: list[str], out: Path,
+                     env: dict) -> tuple[int, str]:
+    """A preempted job that comes back smaller, then at full size: world size 2 -> 1 -> 2.
 
-    Before that, the same command with a micro-batch that cannot make the checkpoint's step size
-    on 2 processes must refuse in one line and leave every file as it was.
+    `two` (2 processes) trains from scratch until every rank gets a SIGTERM: all stop at one
+    step, save one checkpoint and exit 143. The same command with a micro-batch that cannot make
+    that checkpoint's step size refuses in one line and changes no file. `one` (1 process)
+    continues until its own SIGTERM, `two` runs to the planned step 8. Returns the status and
+    log of the first, preempted run.
     """
+    args = ["--output_dir", str(out), *SHORT]
     env = {**os.environ, "OMP_NUM_THREADS": "1", **env}  # the threads of the reference runs
-    status, log = sigterm_every_rank(command, env)
-    stops = re.findall(r"stopped at step (\d+) on SIGTERM", log)
-    assert len(stops) == 1, log[-3000:]  # all ranks stop, rank 0 says so
+    status_two, log_two = sigterm_every_rank([*two, *args], env)
+    stops = re.findall(r"stopped at step (\d+) on SIGTERM", log_two)
+    assert len(stops) == 1, log_two[-3000:]  # all ranks stop, rank 0 says so
+    first_stop = f"checkpoint-{stops[0]}"
     newest, _ = pretrain.last_complete_checkpoint(out)
-    assert newest.name == f"checkpoint-{stops[0]}" and 1 <= int(stops[0]) < 8
+    assert newest.name == first_stop and 1 <= int(stops[0]) < 8
     assert not (out / "all_results.json").exists(), "a stopped run is not reported as finished"
     files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    refused = subprocess.run([*command, "--per_device_train_batch_size", "3"], cwd=ROOT, env=env,
-                             text=True, capture_output=True, timeout=600, stdin=subprocess.DEVNULL)
+    refused = subprocess.run([*two, *args, "--per_device_train_batch_size", "3"], cwd=ROOT,
+                             env=env, text=True, capture_output=True, timeout=600,
+                             stdin=subprocess.DEVNULL)
     assert refused.returncode != 0 and f'File "{SCRIPT}"' not in refused.stderr  # no traceback
-    assert (f"pretrain.py: error: --output_dir: {newest.name} trained 8 sequences per optimizer "
+    assert (f"pretrain.py: error: --output_dir: {first_stop} trained 8 sequences per optimizer "
             "step, which 2 process(es) x micro-batch 3 cannot make") in refused.stderr
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
-    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=600, stdin=subprocess.DEVNULL)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    return status, log
+
+    status_one, log_one = sigterm_every_rank([*one, *args], env, ranks=1)
+    assert status_one == 143, log_one[-3000:]
+    assert (f"{first_stop} was saved by 2 process(es), this run has 1: gradient accumulation "
+            "1 -> 2 keeps 8 sequences per optimizer step") in log_one
+    second_stop, _ = pretrain.last_complete_checkpoint(out)
+    assert int(stops[0]) < int(second_stop.name[11:]) < 8, "the 1-process run trained and stopped"
+    on_one = json.loads((second_stop / "trainer_state.json").read_text())
+    assert on_one["num_input_tokens_seen"] == on_one["global_step"] * 8 * 128  # each token once
+    assert pretrain.saved_world_size(second_stop) == 1
+
+    done = subprocess.run([*two, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log_end = done.stdout + done.stderr
+    assert f"{second_stop.name} was saved by 1 process(es), this run has 2" in log_end
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 8 and state["num_input_tokens_seen"] == 8 * 8 * 128
+    return status_two, log_two
 
 
-def test_sigterm_to_every_rank_under_torchrun(torchrun_two_hosts, tmp_path, pretrain):
-    reference, _ = torchrun_two_hosts
-    out = tmp_path / "run"
-    status, log = stop_and_rerun(pretrain, [
-        *TORCHRUN, "--nproc_per_node", "2", "--master_port", "29582", str(SCRIPT),
-        "--output_dir", str(out), *SHORT], out)
+def test_preempted_job_shrinks_and_grows_under_torchrun(torchrun_two_hosts, tmp_path, pretrain):
+    reference, out = torchrun_two_hosts[0], tmp_path / "run"
+    status, log = stop_shrink_grow(
+        pretrain, [*TORCHRUN, "--nproc_per_node", "2", "--master_port", "29582", str(SCRIPT)],
+        [sys.executable, "-u", str(SCRIPT)], out, {})
     assert status == 1 and "exitcode  : 143" in log, log[-3000:]  # torchrun reports 143 as 1
     assert same_losses(losses(out), losses(reference))
 
 
-def test_sigterm_to_every_rank_under_the_deepspeed_launcher(slurm_two_hosts, tmp_path, pretrain):
-    reference = slurm_two_hosts[0]
-    out = tmp_path / "run"
-    status, log = stop_and_rerun(pretrain, ["bash", str(LAUNCHER), "--output_dir", str(out),
-                                            *SHORT], out, MASTER_PORT="29583")
-    assert status == 143, log[-3000:]
-    assert same_losses(losses(out), losses(reference))
-
-
-def two_one_two(reference, out, one: list[str], two: list[str], env: dict) -> tuple[str, str]:
-    """Continue the 2-process reference run's checkpoint-4 on 1 process until a SIGTERM, then
-    on 2 processes to the planned step 8; the logs of both runs."""
-    shutil.copytree(reference / "checkpoint-4", out / "checkpoint-4")
-    args = ["--output_dir", str(out), *SHORT]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
-    status, log_4 = sigterm_every_rank([*one, *args], env, ranks=1)
-    assert status == 143, log_4[-3000:]
-    done = subprocess.run([*two, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return log_4, done.stdout + done.stderr
-
-
-def check_continued(pretrain, out, reference, logs: tuple[str, str]) -> None:
-    """The planned last step, every token counted once, and the reference's losses: a step on
-    1 process x 2 accumulated micro-batches reads the same 8 sequences as on 2 processes."""
-    stopped = [p for p in out.glob("checkpoint-*") if p.name[11:] not in ("4", "8")]
-    assert len(stopped) == 1, "the 1-process run stopped between steps 4 and 8"
-    on_one = json.loads((stopped[0] / "trainer_state.json").read_text())
-    assert on_one["num_input_tokens_seen"] == on_one["global_step"] * 8 * 128
-    assert pretrain.saved_world_size(stopped[0]) == 1
-    state = json.loads((out / "trainer_state.json").read_text())
-    assert state["global_step"] == 8 and state["num_input_tokens_seen"] == 8 * 8 * 128
-    assert same_losses(losses(out), losses(reference))
-    assert ("checkpoint-4 was saved by 2 process(es), this run has 1: gradient accumulation "
-            "1 -> 2 keeps 8 sequences per optimizer step") in logs[0]
-    assert f"{stopped[0].name} was saved by 1 process(es), this run has 2" in logs[1]
-
-
-def test_resume_on_another_world_size_under_torchrun(torchrun_two_hosts, tmp_path, pretrain):
-    reference, out = torchrun_two_hosts[0], tmp_path / "run"
-    logs = two_one_two(reference, out, [sys.executable, "-u", str(SCRIPT)],
-                       [*TORCHRUN, "--nproc_per_node", "2", "--master_port", "29584", str(SCRIPT)],
-                       {})
-    check_continued(pretrain, out, reference, logs)
-
-
-def test_resume_on_another_world_size_under_the_deepspeed_launcher(slurm_two_hosts, tmp_path,
-                                                                   pretrain):
+def test_preempted_job_shrinks_and_grows_under_the_deepspeed_launcher(slurm_two_hosts, tmp_path,
+                                                                      pretrain):
     reference, out = slurm_two_hosts[0], tmp_path / "run"
-    logs = two_one_two(reference, out, ["env", "NUM_PROCS=1", "bash", str(LAUNCHER)],
-                       ["bash", str(LAUNCHER)], {"MASTER_PORT": "29585"})
-    for checkpoint in out.glob("checkpoint-*"):  # ZeRO shards converted to the universal form
-        if checkpoint.name != "checkpoint-8":
-            step = checkpoint.name.split("-")[1]
-            assert (checkpoint / "latest_universal").read_text() == f"global_step{step}_universal"
-    check_continued(pretrain, out, reference, logs)
+    status, log = stop_shrink_grow(pretrain, ["bash", str(LAUNCHER)],
+                                   ["env", "NUM_PROCS=1", "bash", str(LAUNCHER)], out,
+                                   {"MASTER_PORT": "29583"})
+    assert status == 143, log[-3000:]
+    # the 2-process run loaded the 1-process checkpoint through DeepSpeed's universal form (the
+    # first change of world size did too; --save_total_limit 2 has deleted that checkpoint)
+    saved_by_one = [c for c in out.glob("checkpoint-*") if pretrain.saved_world_size(c) == 1]
+    assert len(saved_by_one) == 1
+    for checkpoint in saved_by_one:
+        step = checkpoint.name.split("-")[1]
+        assert (checkpoint / "latest_universal").read_text() == f"global_step{step}_universal"
+    assert same_losses(losses(out), losses(reference))
