@@ -15,7 +15,6 @@ PRECISION_BYTES = {"bf16 mixed": (2, 2, 12, 2), "fp32": (4, 4, 8, 4)}
 # bytes per token and vocabulary entry at the loss's peak, in backward: three fp32 tensors of
 # the logits' shape (the saved log-softmax, its gradient, the gradient of the logits)
 LOGITS_BYTES = 12
-GPU_MEMORY_GB = (24, 40, 80, 141)
 
 
 def count_parameters(config) -> int:
@@ -43,6 +42,34 @@ def training_memory_gb(config, micro_batch: int, seq_len: int, n_gpus: int = 1,
         "activations": act_b * tokens * saved / 1e9,
         "logits": LOGITS_BYTES * tokens * config.vocab_size / 1e9,
     }
+
+
+# ---- chapters/01_config.ipynb, cell 31 ----
+# one forward + backward on the CPU in a fresh process; prints its peak resident memory in bytes
+PEAK_PROBE = """
+import resource, sys, torch
+from transformers import AutoConfig, AutoModelForCausalLM
+config = AutoConfig.from_pretrained(sys.argv[1])
+micro_batch, seq_len = int(sys.argv[2]), int(sys.argv[3])
+model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+ids = torch.randint(0, config.vocab_size, (micro_batch, seq_len),
+                    generator=torch.Generator().manual_seed(0))
+model(input_ids=ids, labels=ids).loss.backward()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
+print(peak if sys.platform == "darwin" else peak * 1024)
+"""
+
+
+def peak_memory_gb(config_dir, micro_batch: int, seq_len: int) -> float:
+    """Peak memory (GB) of a new process that builds the model of `config_dir` in fp32 and runs
+    one training forward + backward pass of `micro_batch` x `seq_len` random tokens on the CPU."""
+    probe = subprocess.run([sys.executable, "-c", PEAK_PROBE, str(config_dir), str(micro_batch),
+                            str(seq_len)], capture_output=True, text=True, check=True)
+    return int(probe.stdout) / 1e9
+
+
+# ---- chapters/01_config.ipynb, cell 47 ----
+GPU_MEMORY_GB = (24, 40, 80, 141)
 
 
 def memory_report(base_config, layers: int, hidden: int, heads: int, kv_heads: int, vocab: int,
@@ -96,30 +123,6 @@ def memory_explorer(base_config, **start) -> widgets.interactive:
     return widgets.interactive(lambda **kw: print(memory_report(base_config, **kw)), **controls)
 
 
-# ---- chapters/01_config.ipynb, cell 31 ----
-# one forward + backward on the CPU in a fresh process; prints its peak resident memory in bytes
-PEAK_PROBE = """
-import resource, sys, torch
-from transformers import AutoConfig, AutoModelForCausalLM
-config = AutoConfig.from_pretrained(sys.argv[1])
-micro_batch, seq_len = int(sys.argv[2]), int(sys.argv[3])
-model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-ids = torch.randint(0, config.vocab_size, (micro_batch, seq_len),
-                    generator=torch.Generator().manual_seed(0))
-model(input_ids=ids, labels=ids).loss.backward()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
-print(peak if sys.platform == "darwin" else peak * 1024)
-"""
-
-
-def peak_memory_gb(config_dir, micro_batch: int, seq_len: int) -> float:
-    """Peak memory (GB) of a new process that builds the model of `config_dir` in fp32 and runs
-    one training forward + backward pass of `micro_batch` x `seq_len` random tokens on the CPU."""
-    probe = subprocess.run([sys.executable, "-c", PEAK_PROBE, str(config_dir), str(micro_batch),
-                            str(seq_len)], capture_output=True, text=True, check=True)
-    return int(probe.stdout) / 1e9
-
-
 # ---- chapters/03_data.ipynb, cell 29 ----
 def packing_stats(doc_lengths: list[int], block_size: int, batch_size: int) -> dict:
     """Packing computed from token counts alone (EOS included), one map batch at a time: the same
@@ -135,6 +138,7 @@ def packing_stats(doc_lengths: list[int], block_size: int, batch_size: int) -> d
             "documents_per_block": round(len(doc_lengths) / max(blocks, 1), 2)}
 
 
+# ---- chapters/03_data.ipynb, cell 63 ----
 def draw_packing(doc_lengths: list[int], block_size: int, batch_size: int = 1000,
                  n_blocks: int = 6):
     """The first `n_blocks` blocks as rows of bars, one colour per document: every colour change
@@ -162,7 +166,6 @@ def draw_packing(doc_lengths: list[int], block_size: int, batch_size: int = 1000
     return fig
 
 
-# ---- chapters/03_data.ipynb, cell 34 ----
 def packing_explorer(doc_lengths: list[int]) -> widgets.interactive:
     """Dropdowns for block size and map batch size -> the packing report and picture."""
     def show(block_size: int, batch_size: int) -> None:
@@ -211,6 +214,7 @@ def lr_curves(total_steps: int, warmup_steps: int, scheduler_type: str = "cosine
     }
 
 
+# ---- chapters/05_script.ipynb, cell 112 ----
 def plot_lr_curves(curves: dict[str, list[float]]):
     """The schedules side by side."""
     fig, ax = plt.subplots(figsize=(7, 3))

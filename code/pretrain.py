@@ -224,7 +224,7 @@ def prepare_lm_dataset(
     }
 
 
-# ---- chapters/03_data.ipynb, cell 41 ----
+# ---- chapters/03_data.ipynb, cell 40 ----
 def in_eval_split(batch: pa.Table, percent: float, side: str) -> list[bool]:
     """Which documents of an Arrow batch fall on `side` ("train" or "eval") of the split: a
     document is held out when the CRC-32 of its text, mod 10,000, is below `percent` x 100."""
@@ -249,7 +249,7 @@ def split_documents(
                  for side in ("train", "eval"))
 
 
-# ---- chapters/03_data.ipynb, cell 46 ----
+# ---- chapters/03_data.ipynb, cell 45 ----
 def save_prepared(path: str | Path, train_ds: Dataset, eval_ds: Dataset | None,
                   report: dict, num_proc: int | None = None) -> None:
     """Save train and eval blocks with their packing report under `path` (`num_proc` processes
@@ -270,7 +270,7 @@ def load_prepared(path: str | Path) -> tuple[Dataset, Dataset | None, dict]:
     return splits["train"], splits.get("eval"), report
 
 
-# ---- chapters/03_data.ipynb, cell 50 ----
+# ---- chapters/03_data.ipynb, cell 49 ----
 def stream_blocks(stream: IterableDataset, tokenizer, block_size: int) -> IterableDataset:
     """`prepare_lm_dataset` for a stream, lazily: int32 Arrow tokens, packed per map batch."""
     return (stream.with_format("arrow")
