@@ -60,6 +60,14 @@ print(peak if sys.platform == "darwin" else peak * 1024)
 """
 
 
+def logits_probe_config(config):
+    """`config` cut to 1 layer of width 64 with its full vocabulary: nearly all the memory that
+    grows with the batch is then the logits'."""
+    return type(config)(**{**config.to_dict(), "num_hidden_layers": 1, "hidden_size": 64,
+                           "intermediate_size": 192, "num_attention_heads": 4,
+                           "num_key_value_heads": 2, "layer_types": None})
+
+
 def peak_memory_gb(config_dir, micro_batch: int, seq_len: int) -> float:
     """Peak memory (GB) of a new process that builds the model of `config_dir` in fp32 and runs
     one training forward + backward pass of `micro_batch` x `seq_len` random tokens on the CPU."""

@@ -16,6 +16,7 @@ The chapters also run in the default environment, in JupyterLab: tests/test_brow
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,16 +63,17 @@ def start_nbval_runs() -> None:
 
 
 def stop_nbval_runs() -> None:
-    """Kill what is left of the runs: nbval, its kernels and what they started."""
-    for process, _ in RUNS.values():
+    """Kill what is left of the runs (nbval, its kernels and what they started), remove the logs."""
+    for process, log in RUNS.values():
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        shutil.rmtree(log.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def nbval_runs():
-    start_nbval_runs()  # already running when the whole suite was collected
+    start_nbval_runs()  # in the full suite they already run (tests/conftest.py)
     yield RUNS
     stop_nbval_runs()
 

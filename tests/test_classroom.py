@@ -58,10 +58,7 @@ def test_memory_model_matches_a_measured_forward_and_backward(classroom, qwen_co
     """One more sequence costs what the calculator says (within 15%): a 1-layer, 64-wide Qwen2 with
     the full 151,936 vocab, whose batch-dependent memory is nearly all logits, measured in two
     fresh processes at micro-batch 1 and 2. One fp32 copy of the logits is a third of it."""
-    narrow = type(qwen_config)(**{**qwen_config.to_dict(), "num_hidden_layers": 1,
-                                  "hidden_size": 64, "intermediate_size": 192,
-                                  "num_attention_heads": 4, "num_key_value_heads": 2,
-                                  "layer_types": None})
+    narrow = classroom.logits_probe_config(qwen_config)
     narrow.save_pretrained(tmp_path)
     measured = (classroom.peak_memory_gb(tmp_path, 2, 256)
                 - classroom.peak_memory_gb(tmp_path, 1, 256))
