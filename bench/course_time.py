@@ -8,6 +8,10 @@ are: each chapter, then each solution notebook, is executed top to bottom in a f
 (tools/execute.py, from an empty chapters/runs), then the whole test command (`python -m pytest`,
 notebooks included) runs once in the same copy, so every notebook also runs a second time there.
 Goals: the six chapters <= 5 minutes together, the test command <= 10 minutes.
+
+For the teacher's plan (TEACHING.md), each chapter's row also counts the Chinese characters of
+its prose, outside the exercises: in the core sections and in those whose heading says 选读
+(optional), and gives the talk time at TALK_RATE characters a minute.
 """
 
 import argparse
@@ -19,9 +23,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import nbformat
+
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from common import ROOT, print_table  # noqa: E402
+
+TALK_RATE = 200  # Chinese characters a minute: explaining aloud, slower than reading
+HAN = re.compile(r"[\u4e00-\u9fff]")
+HEADING = re.compile(r"^(#{2,3}) (.*)")
 
 
 def copy_tree(dest: Path) -> None:
@@ -46,6 +56,39 @@ def notebooks(tree: Path) -> list[list]:
     if done.returncode != 0 or not rows:
         sys.exit(f"executing the notebooks failed:\n{done.stdout[-1000:]}{done.stderr[-3000:]}")
     return rows
+
+
+def prose(notebook: Path) -> tuple[int, int, int]:
+    """(core characters, 选读 characters, exercises) of a chapter's markdown.
+
+    A `##`/`###` heading with 选读 opens an optional part, which ends at the next heading of its
+    level or above; the `## ✏️ 练习` section is not prose to present.
+    """
+    core = optional = 0
+    optional_level, in_exercises = None, False
+    cells = nbformat.read(notebook, as_version=4).cells
+    for cell in cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            heading = HEADING.match(line)
+            if heading:
+                level = len(heading.group(1))
+                if optional_level is not None and level <= optional_level:
+                    optional_level = None
+                if "选读" in heading.group(2) and optional_level is None:
+                    optional_level = level
+                if level == 2:
+                    in_exercises = "练习" in heading.group(2)
+            if in_exercises:
+                continue
+            chars = len(HAN.findall(line))
+            if optional_level is None:
+                core += chars
+            else:
+                optional += chars
+    exercises = sum(c.cell_type == "code" and "check(" in c.source for c in cells)
+    return core, optional, exercises
 
 
 def tests(tree: Path) -> tuple[float, str]:
@@ -74,6 +117,14 @@ def main() -> None:
             solutions = sum(seconds for name, seconds in rows if "/" in name)
             print_table(["notebook", "seconds"], [[n, f"{s:.1f}"] for n, s in rows]
                         + [["all chapters", f"{total:.1f}"], ["all solutions", f"{solutions:.1f}"]])
+            plan = []
+            for name, seconds in rows:
+                if "/" not in name:
+                    core, optional, exercises = prose(tree / "chapters" / name)
+                    plan.append([name, f"{seconds / 60:.1f}", core, optional, exercises,
+                                 f"{seconds / 60 + core / TALK_RATE:.0f}"])
+            print_table(["chapter", "run min", "core chars", "选读 chars", "exercises",
+                         f"run + talk min (at {TALK_RATE} chars/min)"], plan)
             results.append(f"result: notebooks_seconds={total:.0f} (goal <= 300)")
         if args.part in ("tests", "both"):
             seconds, summary = tests(tree)

@@ -256,12 +256,18 @@ def random_loss_any_language(answer) -> str:
 
 
 @exercise("00.2")
-def tokens_of_apple(answer) -> str:
-    check_number(answer, count_tokens("苹果"), hint=(  # a count: exact
-        "亲自编码看看：`tokenizer.convert_ids_to_tokens(tokenizer(\"苹果\")[\"input_ids\"])`"),
-        traps=((count_tokens("个苹果"), "“个苹果”在语料里很常见，是一个词元；单独的“苹果”呢？"),
-               (len("苹果".encode()), "这是 UTF-8 字节数；BPE 会把常见的字节序列合并")))
-    return "常见片段会合并成一个词元，单独出现的词反而可能被拆开"
+def unseen_word(answer) -> str:
+    word = "模型预训练"  # not one of these characters is in the bundled corpus
+    options = {"A": 1, "B": len(word), "C": len(word.encode())}  # whole word, chars, UTF-8 bytes
+    count = count_tokens(word)
+    correct = min(options, key=lambda letter: abs(options[letter] - count))  # the nearest
+    check_choice(answer, correct, "ABCD", hint="字节级 BPE 从哪里开始，又靠什么把字节合并起来？",
+                 why_not={  # hints for the wrong options
+        "A": "分词器的词表在训练分词器时就定死了，编码时不会再加新词",
+        "B": "只有在训练语料里见过、被合并过的汉字才会是一个词元；这五个字一次也没出现过",
+        "D": "字节级 BPE 的基本单位是 256 个字节，任何文本都能编码，没有 `<unk>`",
+    })
+    return "分词器只对像它的训练语料的文本高效；真实的 Qwen2.5 分词器把这五个字编成 3 个词元"
 
 
 # ---- chapter 1 ----------------------------------------------------------------------------------
@@ -416,20 +422,32 @@ def resume_without_rng_state(answer) -> str:
     return "有 dropout 的模型就不一样了"
 
 
+@exercise("04.4")
+def learning_rate_curves(answer) -> str:
+    check_choices(answer, {"B", "C", "E"}, "ABCDE",
+                  missing="还有说法与图相符：把四条线从头到尾各看一遍，别只看最后一个点",
+                  why_not={
+                      "A": "看 30 步时最右边的点：学习率最大的那条线并不是最低的",
+                      "D": "比一比每条线往上回弹的幅度：学习率大的线回弹得更厉害",
+                  })
+    return "学习率太小走不动，太大先冲高再回落；Adam 每步走多远由学习率定，梯度裁剪拦不住"
+
+
 # ---- chapter 5 ----------------------------------------------------------------------------------
 
 
 @exercise("05.1")
-def tokens_per_step(answer) -> str:
-    world_size, micro_batch, accumulation, block_size = 2, 8, 4, 512
-    expected = world_size * micro_batch * accumulation * block_size
+def accumulation_after_growing(answer) -> str:
+    saved_world, micro_batch, accumulation, new_world = 2, 8, 4, 8
+    per_step = saved_world * micro_batch * accumulation  # sequences per optimizer step, kept
+    expected = per_step // (new_world * micro_batch)
     check_number(answer, expected, hint=(  # a count: exact
-        "每步的词元数 = 进程数 × 每卡批大小 × 梯度累积步数 × 块长"), traps=(
-        (micro_batch * accumulation * block_size, "别忘了进程数：每个进程都处理自己的批"),
-        (world_size * micro_batch * block_size, "别忘了梯度累积：累积几次才更新一次"),
-        (world_size * micro_batch * accumulation, "这是序列数，还要乘以每条序列的词元数"),
+        "先算原来每个优化器步有多少条序列，续训时脚本让这个数保持不变"), traps=(
+        (accumulation, "照命令累积 4 次，8 卡每步的序列数就成了原来的 4 倍：脚本会让它变吗？"),
+        (accumulation * new_world // saved_world, "卡多了，每个微步的序列数变多，累积应该变少"),
+        (per_step, "这是每步的序列数；问的是梯度累积步数"),
     ))
-    return "脚本启动时在日志里打印的正是这道算术"
+    return "每步仍是 64 条序列，Trainer 按步数找到的数据位置才对得上"
 
 
 @exercise("05.2")
@@ -449,10 +467,12 @@ def zero3_model_states(answer) -> str:
 
 
 @exercise("05.3")
-def foreign_file_in_output_dir(answer) -> str:
-    check_choice(answer, "C", "ABCD", hint="看看 `train()` 在寻找检查点之前先检查了什么", why_not={
-        "A": "脚本从不删除它没写过的文件",
-        "B": "读一读 `train()` 的开头：在寻找检查点之前，它先检查了什么？",
-        "D": "脚本不会自作主张换目录：输出位置永远是你给的 `--output_dir`",
-    })
-    return "坏输入换来一行错误和退出码 2，磁盘上的东西一个字节都不动"
+def leftovers_in_output_dir(answer) -> str:
+    check_choices(answer, {"A", "E"}, "ABCDE",
+                  missing="还有一样也会被拒绝：脚本认的是确切的名字，不是“看起来像它写的”",
+                  why_not={
+                      "B": "`runs/` 正是 `--report_to tensorboard` 写的，脚本认得它",
+                      "C": "缺 `trainer_state.json` 的检查点只是不完整：脚本跳过它并给出警告",
+                      "D": "`wandb/` 是 `--report_to wandb` 离线记录的目录，脚本认得它",
+                  })
+    return "脚本只认自己写的名字；坏输入换来一行错误和退出码 2，磁盘上的东西一个字节都不动"
