@@ -267,7 +267,7 @@ def unseen_word(answer) -> str:
         "B": "只有在训练语料里见过、被合并过的汉字才会是一个词元；这五个字一次也没出现过",
         "D": "字节级 BPE 的基本单位是 256 个字节，任何文本都能编码，没有 `<unk>`",
     })
-    return "分词器只对像它的训练语料的文本高效；真实的 Qwen2.5 分词器把这五个字编成 3 个词元"
+    return "分词器只对与训练语料相似的文本高效；真实的 Qwen2.5 分词器把这五个字编成 3 个词元"
 
 
 # ---- chapter 1 ----------------------------------------------------------------------------------
@@ -425,9 +425,9 @@ def resume_without_rng_state(answer) -> str:
 @exercise("04.4")
 def learning_rate_curves(answer) -> str:
     check_choices(answer, {"B", "C", "E"}, "ABCDE",
-                  missing="还有说法与图相符：把四条线从头到尾各看一遍，别只看最后一个点",
+                  missing="还有说法与图相符：逐条核对每个说法，四条线都从头到尾看一遍",
                   why_not={
-                      "A": "看 30 步时最右边的点：学习率最大的那条线并不是最低的",
+                      "A": "看 1e-1 那条线的前十几步：它一路都在下降吗？",
                       "D": "比一比每条线往上回弹的幅度：学习率大的线回弹得更厉害",
                   })
     return "学习率太小走不动，太大先冲高再回落；Adam 每步走多远由学习率定，梯度裁剪拦不住"
@@ -444,7 +444,8 @@ def accumulation_after_growing(answer) -> str:
     check_number(answer, expected, hint=(  # a count: exact
         "先算原来每个优化器步有多少条序列，续训时脚本让这个数保持不变"), traps=(
         (accumulation, "照命令累积 4 次，8 卡每步的序列数就成了原来的 4 倍：脚本会让它变吗？"),
-        (accumulation * new_world // saved_world, "卡多了，每个微步的序列数变多，累积应该变少"),
+        (accumulation * new_world // saved_world,
+         "卡多了，一轮 micro-batch 的序列数变多，累积该变少"),
         (per_step, "这是每步的序列数；问的是梯度累积步数"),
     ))
     return "每步仍是 64 条序列，Trainer 按步数找到的数据位置才对得上"
@@ -469,7 +470,7 @@ def zero3_model_states(answer) -> str:
 @exercise("05.3")
 def leftovers_in_output_dir(answer) -> str:
     check_choices(answer, {"A", "E"}, "ABCDE",
-                  missing="还有一样也会被拒绝：脚本认的是确切的名字，不是“看起来像它写的”",
+                  missing="还有一样也会被拒绝：把每个名字和 `OUTPUT_NAMES` 逐个对一遍",
                   why_not={
                       "B": "`runs/` 正是 `--report_to tensorboard` 写的，脚本认得它",
                       "C": "缺 `trainer_state.json` 的检查点只是不完整：脚本跳过它并给出警告",
