@@ -219,3 +219,18 @@ def test_odd_answers_only_ever_print_a_line(capsys):
     for exercise_id in ["00.2", "02.1", "04.3"]:
         (letter,) = [x for x in "ABCD" if grade(exercise_id, x)]
         assert grade(exercise_id, letter * 2) is True  # "BB" is still one letter
+
+
+def test_the_learning_rate_runs_the_chapter_shows_are_the_ones_the_solution_reads():
+    """Exercise 04.4 gives its training code as a block in the chapter's prose; the solution runs
+    that code (and prints and draws a little more), so the block is tested there, line by line."""
+    chapter = nbformat.read(ROOT / "chapters" / "04_trainer.ipynb", as_version=4)
+    (prose,) = [c.source for c in chapter.cells if "**4. 读损失曲线：学习率。**" in c.source]
+    block = re.search(r"```python\n(.*?)```", prose, re.S).group(1)
+    solution = nbformat.read(ROOT / "chapters" / "solutions" / "04_trainer_solutions.ipynb",
+                             as_version=4)
+    code = "\n".join(c.source for c in solution.cells if c.cell_type == "code")
+    lines = [line for line in block.splitlines() if line.strip()]
+    assert len(lines) > 15
+    missing = [line for line in lines if line not in code.splitlines()]
+    assert missing in ([], ["from transformers import PrinterCallback"]), missing
