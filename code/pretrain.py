@@ -46,6 +46,7 @@ from datasets import (
     Features,
     IterableDataset,
     Value,
+    concatenate_datasets,
     load_dataset,
     load_from_disk,
 )
@@ -252,12 +253,13 @@ def split_documents(
 # ---- chapters/03_data.ipynb, cell 45 ----
 def save_prepared(path: str | Path, train_ds: Dataset, eval_ds: Dataset | None,
                   report: dict, num_proc: int | None = None) -> None:
-    """Save train and eval blocks with their packing report under `path` (`num_proc` processes
-    write the shards); a save cut short leaves `path.partial`, never a `path` that looks done."""
+    """Save train and eval blocks with their packing report under `path`; a save cut short
+    leaves `path.partial`, never a `path` that looks done. `num_proc` processes write shards of
+    at most 100 MB, and each holds the pages of one shard at a time, whatever the corpus size."""
     partial = Path(f"{path}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     splits = {"train": train_ds} if eval_ds is None else {"train": train_ds, "eval": eval_ds}
-    DatasetDict(splits).save_to_disk(str(partial), num_proc=num_proc)
+    DatasetDict(splits).save_to_disk(str(partial), max_shard_size="100MB", num_proc=num_proc)
     (partial / "packing_report.json").write_text(json.dumps(report, indent=2) + "\n")
     partial.rename(path)
 
@@ -614,39 +616,81 @@ def check_model_fits(model, tokenizer, block_size: int) -> None:
 
 # ---- chapters/05_script.ipynb, cell 27 ----
 STREAM_EVAL_DOCUMENTS = 100  # streamed corpora: the first 100 documents on the eval side
+# A map-style corpus is prepared this many documents at a time (about 0.3 GB of seq-monkey text):
+# each worker process then touches its share of one piece only, so the memory a preparation
+# needs does not grow with the corpus. Packing groups do not cross a piece.
+PIECE_DOCUMENTS = 400_000
 
 
-def build_datasets(raw_ds, tokenizer, data_args, seed: int):
-    """Train and eval blocks plus the packing report, map-style or streamed.
-
-    Evaluation documents are split off by content before packing (`split_documents`), so no
-    document is on both sides; a stream's eval set is its first eval-side documents.
-    """
+def prepare_piece(raw_ds: Dataset, tokenizer, data_args) -> tuple[Dataset, Dataset | None, dict]:
+    """Filter, split by document, tokenize and pack one piece of a map-style corpus."""
     num_proc, block_size = data_args.preprocessing_num_workers, data_args.block_size
+    percent = data_args.validation_split_percentage
     kept = keep_text_records(raw_ds, num_proc)
-    train_docs, eval_docs = split_documents(kept, data_args.validation_split_percentage, num_proc)
-    if data_args.validation_split_percentage <= 0:
-        eval_ds = eval_report = None
-    else:
-        if data_args.streaming:
-            eval_docs = Dataset.from_list(list(eval_docs.take(STREAM_EVAL_DOCUMENTS)))
+    train_docs, eval_docs = split_documents(kept, percent, num_proc)
+    eval_ds = eval_report = None
+    if percent > 0:
         if eval_docs.num_rows == 0:
-            percent = data_args.validation_split_percentage
             raise UsageError(f"--validation_split_percentage {percent}: no document of this "
                              f"corpus is held out; raise it, or use 0")
         eval_ds, eval_report = prepare_lm_dataset(eval_docs, tokenizer, block_size, num_proc)
-    if data_args.streaming:
-        train_ds = stream_blocks(train_docs, tokenizer, block_size)
-        if data_args.shuffle_buffer > 0:
-            train_ds = train_ds.shuffle(seed=seed, buffer_size=data_args.shuffle_buffer)
-        report = {"streaming": True, "block_size": block_size, "eos_id": tokenizer.eos_token_id,
-                  "shuffle_buffer": data_args.shuffle_buffer, "eval": eval_report}
-        return train_ds, eval_ds, report
     train_ds, report = prepare_lm_dataset(train_docs, tokenizer, block_size, num_proc)
     report["skipped_records"] = raw_ds.num_rows - kept.num_rows
     report["eval"] = eval_report
+    return train_ds, eval_ds, report
+
+
+def merge_reports(reports: list[dict]) -> dict:
+    """The packing report of several pieces: the counts add up, the settings are shared."""
+    merged = dict(reports[0])
+    for key in ("documents", "tokens_in", "tokens_kept", "tokens_dropped", "blocks",
+                "skipped_records"):
+        if key in merged:
+            merged[key] = sum(report[key] for report in reports)
+    dropped, tokens = merged["tokens_dropped"], max(merged["tokens_in"], 1)
+    merged["dropped_percent"] = round(100 * dropped / tokens, 3)
+    if merged.get("eval") is not None:
+        merged["eval"] = merge_reports([report["eval"] for report in reports])
+    return merged
+
+
+def build_stream(raw_ds: IterableDataset, tokenizer, data_args, seed: int):
+    """Train blocks read lazily from a stream, eval blocks from its first eval-side documents."""
+    num_proc, block_size = data_args.preprocessing_num_workers, data_args.block_size
+    percent = data_args.validation_split_percentage
+    train_docs, eval_docs = split_documents(keep_text_records(raw_ds), percent)
+    eval_ds = eval_report = None
+    if percent > 0:
+        eval_docs = Dataset.from_list(list(eval_docs.take(STREAM_EVAL_DOCUMENTS)))
+        if eval_docs.num_rows == 0:
+            raise UsageError(f"--validation_split_percentage {percent}: no document of this "
+                             f"corpus is held out; raise it, or use 0")
+        eval_ds, eval_report = prepare_lm_dataset(eval_docs, tokenizer, block_size, num_proc)
+    train_ds = stream_blocks(train_docs, tokenizer, block_size)
+    if data_args.shuffle_buffer > 0:
+        train_ds = train_ds.shuffle(seed=seed, buffer_size=data_args.shuffle_buffer)
+    report = {"streaming": True, "block_size": block_size, "eos_id": tokenizer.eos_token_id,
+              "shuffle_buffer": data_args.shuffle_buffer, "eval": eval_report}
+    return train_ds, eval_ds, report
+
+
+def build_datasets(raw_ds, tokenizer, data_args, seed: int, piece_documents: int = PIECE_DOCUMENTS):
+    """Train and eval blocks plus the packing report, map-style or streamed.
+
+    Evaluation documents are split off by content before packing (`split_documents`), so no
+    document is on both sides. A map-style corpus is prepared in contiguous pieces of
+    `piece_documents` documents whose blocks are then concatenated in order.
+    """
+    if data_args.streaming:
+        return build_stream(raw_ds, tokenizer, data_args, seed)
+    n = max(1, math.ceil(raw_ds.num_rows / piece_documents))
+    pieces = [prepare_piece(raw_ds.shard(n, i), tokenizer, data_args) for i in range(n)]
+    train_ds = concatenate_datasets([train for train, _, _ in pieces])
+    eval_ds = None if pieces[0][1] is None else concatenate_datasets([ev for _, ev, _ in pieces])
+    report = merge_reports([report for _, _, report in pieces])
+    report["pieces"] = n
     if train_ds.num_rows == 0 or (eval_ds is not None and eval_ds.num_rows == 0):
-        raise UsageError(f"--train_files: too little text for blocks of {block_size}: "
+        raise UsageError(f"--train_files: too little text for blocks of {data_args.block_size}: "
                          f"{train_ds.num_rows} training and "
                          f"{0 if eval_ds is None else eval_ds.num_rows} eval block(s)")
     return train_ds, eval_ds, report

@@ -130,3 +130,35 @@ def test_tokenize_batch_equals_tokenize_function(pretrain, tiny_tokenizer):
     fast = raw.with_format("arrow").map(pretrain.tokenize_batch, **kwargs).with_format(None)
     assert fast["input_ids"] == readable["input_ids"]
     assert all(ids[-1] == tiny_tokenizer.eos_token_id for ids in fast["input_ids"])
+
+
+def test_a_corpus_larger_than_a_piece_is_prepared_piece_by_piece(pretrain, tiny_tokenizer):
+    """Each piece is filtered, split and packed on its own: its blocks follow the previous
+    piece's, every document and token is counted once, and processes change nothing."""
+    from types import SimpleNamespace
+
+    def args(num_proc):
+        return SimpleNamespace(streaming=False, block_size=128, validation_split_percentage=5.0,
+                               preprocessing_num_workers=num_proc, shuffle_buffer=0)
+
+    raw = pretrain.load_corpus([pretrain.CORPUS_FILE])
+    train, held_out, report = pretrain.build_datasets(raw, tiny_tokenizer, args(None), 42,
+                                                      piece_documents=1500)
+    whole = pretrain.build_datasets(raw, tiny_tokenizer, args(None), 42)[2]
+    assert (report["pieces"], whole["pieces"]) == (3, 1)
+    for key in ("documents", "tokens_in", "skipped_records"):
+        assert report[key] == whole[key], key
+    assert report["eval"]["documents"] == whole["eval"]["documents"]
+    assert report["documents"] + report["eval"]["documents"] == 4000
+    for side, blocks in ((report, train), (report["eval"], held_out)):
+        assert side["tokens_kept"] == side["blocks"] * 128 == blocks.num_rows * 128
+        assert side["tokens_in"] == side["tokens_kept"] + side["tokens_dropped"]
+    # datasets' contiguous shards of 4,000 documents in 3: 1,334 + 1,333 + 1,333
+    first_docs, _ = pretrain.split_documents(raw.select(range(1334)), 5.0)
+    last_docs, _ = pretrain.split_documents(raw.select(range(2667, 4000)), 5.0)
+    first, _ = pretrain.prepare_lm_dataset(first_docs, tiny_tokenizer, 128)
+    last, _ = pretrain.prepare_lm_dataset(last_docs, tiny_tokenizer, 128)
+    assert train.select(range(first.num_rows))[:] == first[:]
+    assert train.select(range(train.num_rows - last.num_rows, train.num_rows))[:] == last[:]
+    two = pretrain.build_datasets(raw, tiny_tokenizer, args(2), 42, piece_documents=1500)
+    assert two[2] == report and two[0][:] == train[:] and two[1][:] == held_out[:]
