@@ -171,35 +171,39 @@ def bench_memory(tmp: Path) -> None:
                           str(tmp / f"tokenized-{gb}"),
                           env={"HF_DATASETS_CACHE": str(tmp / f"cache-{gb}")})
         rows.append([f"{corpus.stat().st_size / 1e9:.2f} GB, {docs:,} documents",
-                     f"{result['seconds']:.0f}", f"{result['peak_gb']:.2f}",
+                     f"{result['seconds']:.0f}", f"{result['peak_gb']:.2f} ({result['peak_at']})",
                      f"{result['anon_gb']:.2f}", f"{result['bytes_per_token']:.2f}",
                      f"{result['with_labels']:.2f}"])
         shutil.rmtree(tmp / f"cache-{gb}", ignore_errors=True)
         corpus.unlink()
-    print_table(["corpus", "seconds", "peak RSS, largest process (GB)",
+    print_table(["corpus", "seconds", "peak RSS, largest process (GB) (which, when)",
                  "peak anonymous memory, largest process (GB)", "bytes/token on disk",
                  "with a labels column"], rows)
-    small, large = float(rows[0][2]), float(rows[1][2])
+    small, large = (float(row[2].split()[0]) for row in rows)
     anon_small, anon_large = float(rows[0][3]), float(rows[1][3])
     print(f"result: peak_rss_1gb_vs_025gb={large / small:.2f} (goal <= 1.2), "
           f"peak_rss_gb={max(small, large):.2f} (goal <= 3), "
           f"anonymous_1gb_vs_025gb={anon_large / anon_small:.2f}")
 
 
-def tree_memory(proc) -> tuple[float, float]:
-    """(largest resident set, largest anonymous memory) of one process among `proc` and its
-    children, in GB. A resident set includes the memory-mapped Arrow pages the process touched,
-    which the kernel drops under pressure; anonymous memory is what the process allocated."""
+def tree_memory(proc) -> tuple[float, float, str]:
+    """(largest resident set, largest anonymous memory, which process has that resident set) of
+    `proc` and its children, in GB. A resident set includes the memory-mapped Arrow pages the
+    process touched, which the kernel drops under pressure; anonymous memory is what the
+    process allocated."""
     import psutil
 
     largest = anonymous = 0
+    which = ""
     for p in [proc, *proc.children(recursive=True)]:
         try:
             info = p.memory_info()
         except psutil.NoSuchProcess:
             continue
-        largest, anonymous = max(largest, info.rss), max(anonymous, info.rss - info.shared)
-    return largest / 1e9, anonymous / 1e9
+        if info.rss > largest:
+            largest, which = info.rss, "the script" if p.pid == proc.pid else "a worker"
+        anonymous = max(anonymous, info.rss - info.shared)
+    return largest / 1e9, anonymous / 1e9, which
 
 
 def prepare_worker(corpus: str, out: str) -> dict:
@@ -211,10 +215,12 @@ def prepare_worker(corpus: str, out: str) -> dict:
                               "--train_files", corpus, "--preprocessing_num_workers",
                               str(os.cpu_count())], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    proc, peak_rss, peak_anon = psutil.Process(child.pid), 0.0, 0.0
+    proc, peak_rss, peak_anon, peak_at = psutil.Process(child.pid), 0.0, 0.0, ""
     while child.poll() is None:
-        rss, anon = tree_memory(proc)
-        peak_rss, peak_anon = max(peak_rss, rss), max(peak_anon, anon)
+        rss, anon, which = tree_memory(proc)
+        if rss > peak_rss:
+            peak_rss, peak_at = rss, f"{which}, {time.perf_counter() - start:.0f} s"
+        peak_anon = max(peak_anon, anon)
         time.sleep(0.1)
     if child.returncode != 0:
         sys.exit(child.stderr.read()[-3000:])
@@ -230,7 +236,7 @@ def prepare_worker(corpus: str, out: str) -> dict:
         keep_in_memory=True).save_to_disk(str(with_labels))
     before = sum(p.stat().st_size for p in with_labels.glob("*.arrow"))
     shutil.rmtree(with_labels)
-    return {"seconds": seconds, "peak_gb": peak_rss, "anon_gb": peak_anon,
+    return {"seconds": seconds, "peak_gb": peak_rss, "peak_at": peak_at, "anon_gb": peak_anon,
             "bytes_per_token": saved / tokens, "with_labels": before / tokens}
 
 
