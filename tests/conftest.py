@@ -25,25 +25,21 @@ def load_module(name: str):
 
 BROWSER = "tests/test_browser.py"
 ANY_CPU = "tests/test_any_cpu.py"
-MULTI_PROCESS = ("tests/test_cluster.py", "tests/test_data_scale.py")  # two ranks and more
 
 
 @pytest.hookimpl(trylast=True)  # after -k / -m deselection
 def pytest_collection_modifyitems(config, items):
-    """The browser tests first, then the tests of one process at a time, then those that run
-    several processes at once (MULTI_PROCESS), tests/test_any_cpu.py last.
+    """The browser tests first, tests/test_any_cpu.py last.
 
     The nbval runs of test_any_cpu.py (one thread each) start in the background once the browser
-    tests are done (`pytest_runtest_setup`) and stay out of the way of the multi-threaded chapter
-    runs in the browser, which they would slow down. At the lowest priority they use the core that
-    a one-process test leaves idle (it imports, waits on ports, timeouts and subprocesses); the
-    tests that keep both cores busy with two ranks come after, when the nbval runs are done.
+    tests are done (`pytest_runtest_setup`): they then share the CPU with tests that mostly wait
+    on processes, ports and timeouts, and stay out of the way of the multi-threaded chapter runs
+    in the browser, which they would slow down.
     """
     browser = [item for item in items if item.nodeid.startswith(BROWSER)]
     any_cpu = [item for item in items if item.nodeid.startswith(ANY_CPU)]
-    multi = [item for item in items if item.nodeid.startswith(MULTI_PROCESS)]
-    others = [item for item in items if item not in browser + any_cpu + multi]
-    items[:] = browser + others + multi + any_cpu
+    others = [item for item in items if item not in browser and item not in any_cpu]
+    items[:] = browser + others + any_cpu
     config.stash[NBVAL_MODULE] = any_cpu[0].module if any_cpu else None
 
 
