@@ -622,6 +622,15 @@ STREAM_EVAL_DOCUMENTS = 100  # streamed corpora: the first 100 documents on the 
 PIECE_DOCUMENTS = 400_000
 
 
+def prepare_eval(eval_docs: Dataset, tokenizer, data_args) -> tuple[Dataset, dict]:
+    """Blocks and packing report of the held-out documents; none held out is a usage error."""
+    if eval_docs.num_rows == 0:
+        raise UsageError(f"--validation_split_percentage {data_args.validation_split_percentage}: "
+                         f"no document of this corpus is held out; raise it, or use 0")
+    return prepare_lm_dataset(eval_docs, tokenizer, data_args.block_size,
+                              data_args.preprocessing_num_workers)
+
+
 def prepare_piece(raw_ds: Dataset, tokenizer, data_args) -> tuple[Dataset, Dataset | None, dict]:
     """Filter, split by document, tokenize and pack one piece of a map-style corpus."""
     num_proc, block_size = data_args.preprocessing_num_workers, data_args.block_size
@@ -630,10 +639,7 @@ def prepare_piece(raw_ds: Dataset, tokenizer, data_args) -> tuple[Dataset, Datas
     train_docs, eval_docs = split_documents(kept, percent, num_proc)
     eval_ds = eval_report = None
     if percent > 0:
-        if eval_docs.num_rows == 0:
-            raise UsageError(f"--validation_split_percentage {percent}: no document of this "
-                             f"corpus is held out; raise it, or use 0")
-        eval_ds, eval_report = prepare_lm_dataset(eval_docs, tokenizer, block_size, num_proc)
+        eval_ds, eval_report = prepare_eval(eval_docs, tokenizer, data_args)
     train_ds, report = prepare_lm_dataset(train_docs, tokenizer, block_size, num_proc)
     report["skipped_records"] = raw_ds.num_rows - kept.num_rows
     report["eval"] = eval_report
@@ -656,16 +662,12 @@ def merge_reports(reports: list[dict]) -> dict:
 
 def build_stream(raw_ds: IterableDataset, tokenizer, data_args, seed: int):
     """Train blocks read lazily from a stream, eval blocks from its first eval-side documents."""
-    num_proc, block_size = data_args.preprocessing_num_workers, data_args.block_size
-    percent = data_args.validation_split_percentage
+    block_size, percent = data_args.block_size, data_args.validation_split_percentage
     train_docs, eval_docs = split_documents(keep_text_records(raw_ds), percent)
     eval_ds = eval_report = None
     if percent > 0:
         eval_docs = Dataset.from_list(list(eval_docs.take(STREAM_EVAL_DOCUMENTS)))
-        if eval_docs.num_rows == 0:
-            raise UsageError(f"--validation_split_percentage {percent}: no document of this "
-                             f"corpus is held out; raise it, or use 0")
-        eval_ds, eval_report = prepare_lm_dataset(eval_docs, tokenizer, block_size, num_proc)
+        eval_ds, eval_report = prepare_eval(eval_docs, tokenizer, data_args)
     train_ds = stream_blocks(train_docs, tokenizer, block_size)
     if data_args.shuffle_buffer > 0:
         train_ds = train_ds.shuffle(seed=seed, buffer_size=data_args.shuffle_buffer)
