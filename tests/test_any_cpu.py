@@ -9,7 +9,8 @@ losses in NBVAL_IGNORE_OUTPUT cells and compares them with a tolerance in the ne
 
 One thread per kernel leaves a core free, so the notebooks run as two nbval processes side by
 side. In the full suite they start in the background once the browser tests are done
-(tests/conftest.py), at the lowest CPU priority, and use the time the other tests leave idle
+(tests/conftest.py) under Linux's SCHED_IDLE policy (`chrt --idle`): they get a core only
+when no other process wants it, and so use the time the other tests leave idle
 (waiting for processes, ports, timeouts); the tests of this file come last and read the results.
 The chapters also run in the default environment, in JupyterLab: tests/test_browser.py.
 """
@@ -49,14 +50,14 @@ RUNS: dict[str, tuple[subprocess.Popen, Path]] = {}  # group -> (nbval process, 
 
 
 def start_nbval_runs() -> None:
-    """Start one nbval process per group in the perturbed environment, niced (once)."""
+    """Start one nbval process per group in the perturbed environment, as idle work (once)."""
     env = {**os.environ, **PERTURBED}
     for name, paths in GROUPS.items():
         if name not in RUNS:
             log = Path(tempfile.mkdtemp(prefix="nbval-")) / "log.txt"
             with log.open("w") as out:
                 RUNS[name] = subprocess.Popen(
-                    ["nice", "-n", "19", sys.executable, "-m", "pytest", "-q", "-p",
+                    ["chrt", "--idle", "0", sys.executable, "-m", "pytest", "-q", "-p",
                      "no:cacheprovider", *map(str, paths)],
                     cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                     start_new_session=True), log

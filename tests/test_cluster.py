@@ -224,15 +224,30 @@ def sigterm_every_rank(command: list[str], env: dict, ranks: int = 2) -> tuple[i
     return proc.wait(timeout=300), "".join(log)
 
 
-def stop_shrink_grow(pretrain, two: list[str], one: list[str], out: Path,
-                     env: dict) -> tuple[int, str]:
+def refuse_and_change_nothing(two: list[str], args: list[str], env: dict, out: Path,
+                              stop: str) -> None:
+    """A micro-batch that cannot make `stop`'s 8 sequences per step: one line, no file touched."""
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    refused = subprocess.run([*two, *args, "--per_device_train_batch_size", "3"], cwd=ROOT,
+                             env=env, text=True, capture_output=True, timeout=600,
+                             stdin=subprocess.DEVNULL)
+    assert refused.returncode != 0 and f'File "{SCRIPT}"' not in refused.stderr  # no traceback
+    assert (f"pretrain.py: error: --output_dir: {stop} trained 8 sequences per optimizer "
+            "step, which 2 process(es) x micro-batch 3 cannot make") in refused.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+
+
+def stop_shrink_grow(pretrain, two: list[str], one: list[str], out: Path, env: dict,
+                     check_refusal: bool = False) -> tuple[int, str]:
     """A preempted job that comes back smaller, then at full size: world size 2 -> 1 -> 2.
 
     `two` (2 processes) trains from scratch until every rank gets a SIGTERM: all stop at one
-    step, save one checkpoint and exit 143. The same command with a micro-batch that cannot make
-    that checkpoint's step size refuses in one line and changes no file. `one` (1 process)
-    continues until its own SIGTERM, `two` runs to the planned step 8. Returns the status and
-    log of the first, preempted run.
+    step, save one checkpoint and exit 143. With `check_refusal`, the same command with a
+    micro-batch that cannot make that checkpoint's step size refuses in one line and changes no
+    file (`keep_step_size` refuses before any launcher-specific step, such as DeepSpeed's
+    universal conversion, so the DeepSpeed flow alone checks it). `one` (1 process) continues
+    until its own SIGTERM, `two` runs to the planned step 8. Returns the status and log of the
+    first, preempted run.
     """
     args = ["--output_dir", str(out), *SHORT]
     env = {**os.environ, "OMP_NUM_THREADS": "1", **env}  # the threads of the reference runs
@@ -243,14 +258,8 @@ def stop_shrink_grow(pretrain, two: list[str], one: list[str], out: Path,
     newest, _ = pretrain.last_complete_checkpoint(out)
     assert newest.name == first_stop and 1 <= int(stops[0]) < 8
     assert not (out / "all_results.json").exists(), "a stopped run is not reported as finished"
-    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    refused = subprocess.run([*two, *args, "--per_device_train_batch_size", "3"], cwd=ROOT,
-                             env=env, text=True, capture_output=True, timeout=600,
-                             stdin=subprocess.DEVNULL)
-    assert refused.returncode != 0 and f'File "{SCRIPT}"' not in refused.stderr  # no traceback
-    assert (f"pretrain.py: error: --output_dir: {first_stop} trained 8 sequences per optimizer "
-            "step, which 2 process(es) x micro-batch 3 cannot make") in refused.stderr
-    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+    if check_refusal:
+        refuse_and_change_nothing(two, args, env, out, first_stop)
 
     status_one, log_one = sigterm_every_rank([*one, *args], env, ranks=1)
     assert status_one == 143, log_one[-3000:]
@@ -286,7 +295,7 @@ def test_preempted_job_shrinks_and_grows_under_the_deepspeed_launcher(slurm_two_
     reference, out = slurm_two_hosts[0], tmp_path / "run"
     status, log = stop_shrink_grow(pretrain, ["bash", str(LAUNCHER)],
                                    ["env", "NUM_PROCS=1", "bash", str(LAUNCHER)], out,
-                                   {"MASTER_PORT": "29583"})
+                                   {"MASTER_PORT": "29583"}, check_refusal=True)
     assert status == 143, log[-3000:]
     # the 2-process run loaded the 1-process checkpoint through DeepSpeed's universal form (the
     # first change of world size did too; --save_total_limit 2 has deleted that checkpoint)
