@@ -117,9 +117,12 @@ def build_model(
 def load_corpus(
     train_files: list[str | Path], streaming: bool = False
 ) -> Dataset | IterableDataset:
-    """Load JSON-lines files with one `{"text": ...}` per line as a single `train` split."""
+    """Load JSON-lines files with one `{"text": ...}` per line as a single `train` split.
+
+    Record batches of the Arrow cache hold up to 10,000 documents (the default is 1,000):
+    reading a cache file back touches a page of every record batch."""
     return load_dataset("json", data_files=[str(f) for f in train_files], split="train",
-                        streaming=streaming)
+                        streaming=streaming, writer_batch_size=10_000)
 
 
 # ---- chapters/03_data.ipynb, cell 8 ----
@@ -204,7 +207,10 @@ def prepare_lm_dataset(
     )
     groups = Dataset.from_dict({"start": range(0, tokenized_ds.num_rows, batch_size)})
     lm_ds = groups.with_format("arrow").map(
-        pack_groups, batched=True, batch_size=1, num_proc=num_proc, remove_columns=["start"],
+        # few, large record batches (16 groups per call, up to a million tokens per batch):
+        # reading the cache file back touches a page of every record batch
+        pack_groups, batched=True, batch_size=16, num_proc=num_proc, remove_columns=["start"],
+        writer_batch_size=max(1000, 2**20 // block_size),
         fn_kwargs={"tokenized": tokenized_ds.with_format("arrow"), "group_size": batch_size,
                    "block_size": block_size},
         cache_file_name=packed_cache_file(tokenized_ds, block_size, batch_size),
@@ -961,6 +967,7 @@ def prepare_tokenized(model_args, data_args, training_args) -> dict:
     tokenizer = load_checked_tokenizer(model_args)
     raw_ds = load_train_data(expand_train_files(data_args.train_files), streaming=False)
     train_ds, eval_ds, report = build_datasets(raw_ds, tokenizer, data_args, training_args.seed)
+    del raw_ds  # unmaps the JSON's Arrow cache: the save below holds only the blocks' pages
     save_prepared(path, train_ds, eval_ds, report, num_proc=data_args.preprocessing_num_workers)
     logger.info("saved %d training and %d eval blocks of %d to %s: launch the training with the "
                 "same --tokenized_path", train_ds.num_rows, 0 if eval_ds is None else
