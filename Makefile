@@ -1,5 +1,6 @@
 # Quick start:  make demo   (set up + pretrain the tiny model on the bundled corpus)
 #               make test   (set up + run every test, notebooks included)
+# Day to day:   make check  (the fast tier: every test not marked slow, about 3 minutes)
 PYTHON ?= $(or $(shell command -v python3.11 || command -v python3),python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -12,7 +13,7 @@ TORCH_INDEX ?=
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_ARGS ?=
 
-.PHONY: setup demo test lab reset notebooks export lint bench
+.PHONY: setup demo test check lab reset notebooks export lint bench
 
 setup: $(STAMP)
 
@@ -20,12 +21,13 @@ setup: $(STAMP)
 # pip byte-compiles what it installs (about half of the 88 s on 2 cores). Keep it: with
 # PYTHONDONTWRITEBYTECODE=1, set on these machines, nothing is compiled later, and every
 # process would compile torch and transformers from source again at each import.
-$(STAMP): requirements.txt tools/course_kernel.py
+$(STAMP): requirements.txt pyproject.toml tools/course_kernel.py
 	@test -x $(PY) || { $(PYTHON) tools/check_python.py && $(PYTHON) -m venv $(VENV); }
 	@$(PY) tools/check_python.py
 	$(if $(TORCH_INDEX),$(PY) -m pip install --disable-pip-version-check -q \
 	    "$$(grep '^torch==' requirements.txt)" --index-url $(TORCH_INDEX))
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
 	$(PY) tools/course_kernel.py
 	touch $(STAMP)
 
@@ -34,6 +36,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+check: setup
+	$(PY) -m pytest -m "not slow"
 
 lab: setup
 	$(VENV)/bin/jupyter lab chapters/ $(ROOT_ARGS) $(LAB_ARGS)
@@ -61,3 +66,4 @@ export: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check code/

@@ -1,4 +1,9 @@
-"""Shared by the benchmarks: the project paths, a large corpus made at run time, a table printer."""
+"""Shared by the benchmarks: the project paths, a large corpus made at run time, a table printer.
+
+A benchmark run as `python bench/<name>.py` imports this file as `common`: Python puts the
+script's own folder first on `sys.path`. The course's code is the installed `llm_pretrain`
+package (`make setup`), imported like any package.
+"""
 
 import json
 import os
@@ -36,6 +41,18 @@ def run_json(script: Path, *args: str, env: dict | None = None) -> dict:
     if done.returncode != 0:
         sys.exit(f"{script.name} {' '.join(args)} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def notebook_function(notebook: Path, name: str):
+    """The function `name` as a code cell of `notebook` defines it: chapter 03's readable
+    `group_texts`, which is taught but not exported. The same as tools/export.py's (which
+    tests/test_packing.py uses), kept here so that no benchmark reaches into tools/."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    (source,) = [s for s in sources if f"def {name}(" in s]
+    namespace = {}
+    exec(source, namespace)
+    return namespace[name]
 
 
 def print_table(headers: list[str], rows: list[list]) -> None:

@@ -24,10 +24,7 @@ import time
 from pathlib import Path
 
 import nbformat
-
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-from common import ROOT, print_table  # noqa: E402
+from common import ROOT, print_table
 
 TALK_RATE = 200  # Chinese characters a minute: explaining aloud, slower than reading
 HAN = re.compile(r"[\u4e00-\u9fff]")

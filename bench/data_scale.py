@@ -30,42 +30,45 @@ import tempfile
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-from common import OFFLINE, ROOT, make_corpus, print_table, run_json  # noqa: E402
+from common import OFFLINE, ROOT, make_corpus, print_table, run_json
 
 SCRIPT = ROOT / "code" / "pretrain.py"
 BATCH = 16  # the script's default micro-batch
 
 
-def load_pretrain():
-    sys.path.insert(0, str(ROOT / "code"))
-    import pretrain
-
-    return pretrain
-
-
 def stream_worker(row: str, corpus: str) -> dict:
     """One preparation of `corpus` in this (fresh) process: seconds and tokens in blocks."""
-    pretrain = load_pretrain()
-    tokenizer = pretrain.load_tokenizer(pretrain.TOKENIZER_DIR)
+    from pretrain import DataTrainingArguments  # the script's data arguments and their defaults
+
+    from llm_pretrain.data import (
+        has_text,
+        load_corpus,
+        load_train_data,
+        pack_blocks,
+        tokenize_function,
+    )
+    from llm_pretrain.model import load_tokenizer
+    from llm_pretrain.paths import TOKENIZER_DIR
+    from llm_pretrain.prepare import build_datasets
+
+    tokenizer = load_tokenizer(TOKENIZER_DIR)
     start = time.perf_counter()
     if row == "streamed, Python filters":
-        raw = pretrain.load_corpus([corpus], streaming=True)
-        kept = raw.filter(pretrain.has_text, batched=True)
-        blocks = (kept.map(pretrain.tokenize_function, batched=True, remove_columns=["text"],
+        raw = load_corpus([corpus], streaming=True)
+        kept = raw.filter(has_text, batched=True)
+        blocks = (kept.map(tokenize_function, batched=True, remove_columns=["text"],
                            fn_kwargs={"tokenizer": tokenizer})
                   .with_format("arrow")
-                  .map(pretrain.pack_blocks, batched=True, fn_kwargs={"block_size": 128})
+                  .map(pack_blocks, batched=True, fn_kwargs={"block_size": 128})
                   .with_format(None))
         n_blocks = sum(1 for _ in blocks)
     else:
         streaming = row == "streamed"
-        data_args = pretrain.DataTrainingArguments(
+        data_args = DataTrainingArguments(
             train_files=[corpus], streaming=streaming, validation_split_percentage=0,
             preprocessing_num_workers=None if streaming else os.cpu_count())
-        raw = pretrain.load_train_data([corpus], streaming)
-        train_ds, _, _ = pretrain.build_datasets(raw, tokenizer, data_args, seed=42)
+        raw = load_train_data([corpus], streaming)
+        train_ds, _, _ = build_datasets(raw, tokenizer, data_args, seed=42)
         n_blocks = sum(1 for _ in train_ds) if streaming else train_ds.num_rows
     return {"seconds": time.perf_counter() - start, "tokens": n_blocks * 128}
 
@@ -73,15 +76,20 @@ def stream_worker(row: str, corpus: str) -> dict:
 def save_loader_state(corpus: str, fraction: float, path: str) -> dict:
     """The state of the script's training loader after `fraction` of the stream's batches."""
     import torch
+    from pretrain import DataTrainingArguments
     from torchdata.stateful_dataloader import StatefulDataLoader
 
-    pretrain = load_pretrain()
-    tokenizer = pretrain.load_tokenizer(pretrain.TOKENIZER_DIR)
-    data_args = pretrain.DataTrainingArguments(train_files=[corpus], streaming=True)
-    train_ds, _, _ = pretrain.build_datasets(pretrain.load_train_data([corpus], True), tokenizer,
-                                             data_args, seed=42)
+    from llm_pretrain.data import lm_collator, load_train_data
+    from llm_pretrain.model import load_tokenizer
+    from llm_pretrain.paths import TOKENIZER_DIR
+    from llm_pretrain.prepare import build_datasets
+
+    tokenizer = load_tokenizer(TOKENIZER_DIR)
+    data_args = DataTrainingArguments(train_files=[corpus], streaming=True)
+    train_ds, _, _ = build_datasets(load_train_data([corpus], True), tokenizer, data_args,
+                                    seed=42)
     total = sum(1 for _ in train_ds) // BATCH
-    loader = StatefulDataLoader(train_ds, batch_size=BATCH, collate_fn=pretrain.lm_collator)
+    loader = StatefulDataLoader(train_ds, batch_size=BATCH, collate_fn=lm_collator)
     batches = iter(loader)
     for _ in range(int(total * fraction)):
         next(batches)
@@ -210,6 +218,8 @@ def prepare_worker(corpus: str, out: str) -> dict:
     """--tokenized_path in a child process, its memory sampled every 0.1 s; bytes per token."""
     import psutil
 
+    from llm_pretrain.data import load_prepared
+
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, str(SCRIPT), "--tokenized_path", out,
                               "--train_files", corpus, "--preprocessing_num_workers",
@@ -225,8 +235,7 @@ def prepare_worker(corpus: str, out: str) -> dict:
     if child.returncode != 0:
         sys.exit(child.stderr.read()[-3000:])
     seconds = time.perf_counter() - start
-    pretrain = load_pretrain()
-    train, _, report = pretrain.load_prepared(out)
+    train, _, report = load_prepared(out)
     tokens = report["tokens_kept"]
     saved = sum(p.stat().st_size for p in (Path(out) / "train").glob("*.arrow"))
     # the blocks' layout before: the same int32 token array again as a `labels` column

@@ -12,8 +12,9 @@
 # 3. trainer  chapters/04_trainer.ipynb executed in the llm-pretrain-gpu kernel (the Trainer
 #             picks the GPU): it must run without error and its loss must fall (TRAINER_S, 120)
 # Each part's stdout and stderr are kept as DIR/<part>.out and DIR/<part>.log. PYTHON names
-# the interpreter (default: .venv/bin/python, else python3); it needs requirements.txt's packages
-# and, for part 3, the kernels of `python tools/course_kernel.py`.
+# the interpreter (default: .venv/bin/python, else python3); it needs requirements.txt's packages,
+# the course package (`make setup`, or `pip install --no-deps -e .`: bench/gpu_memory.py and
+# chapter 04 import `llm_pretrain`) and, for part 3, the kernels of `python tools/course_kernel.py`.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python="${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)}"

@@ -6,7 +6,7 @@
 For micro-batch 1, 2 and 4, activation checkpointing off and on, it trains two AdamW steps in
 bf16 autocast (fp32 weights, gradients and optimizer state: 16 bytes a parameter, as the
 calculator's "bf16 mixed" on one GPU) and takes `torch.cuda.max_memory_allocated()`, against
-`training_memory_gb` of code/classroom.py (chapter 01's calculator) for the same settings.
+`training_memory_gb` of llm_pretrain.classroom (chapter 01's calculator) for the same settings.
 Prints one JSON object: a row per setting with both numbers and the error. Off by more than 15%
 is what issue 15 asks to fix in the calculator. On a CPU the measured column is null: the
 rehearsal checks the flow, not the numbers.
@@ -20,9 +20,8 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "code"))
-from classroom import training_memory_gb  # noqa: E402
+from llm_pretrain.classroom import training_memory_gb
+from llm_pretrain.paths import QWEN_CONFIG_DIR
 
 
 def peak_gb(model, optimizer, batch: int, block: int, device: torch.device) -> float | None:
@@ -42,7 +41,7 @@ def peak_gb(model, optimizer, batch: int, block: int, device: torch.device) -> f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(ROOT / "assets" / "qwen2.5-1.5b"))
+    parser.add_argument("--config", default=str(QWEN_CONFIG_DIR))
     parser.add_argument("--block", type=int, default=2048)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()

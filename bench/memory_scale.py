@@ -21,19 +21,22 @@ import tempfile
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-from common import OFFLINE, ROOT, make_corpus, print_table  # noqa: E402
+from common import OFFLINE, ROOT, make_corpus, print_table
 
 
 def worker(corpus: str, streaming: bool) -> dict:
-    sys.path.insert(0, str(ROOT / "code"))
-    import pretrain
+    from pretrain import DataTrainingArguments  # the script's data arguments and their defaults
 
-    data_args = pretrain.DataTrainingArguments(train_files=[corpus], streaming=streaming)
-    tokenizer = pretrain.load_tokenizer(pretrain.TOKENIZER_DIR)
-    raw_ds = pretrain.load_train_data(pretrain.expand_train_files([corpus]), streaming)
-    train_ds, eval_ds, report = pretrain.build_datasets(raw_ds, tokenizer, data_args, seed=42)
+    from llm_pretrain.checks import expand_train_files
+    from llm_pretrain.data import load_train_data
+    from llm_pretrain.model import load_tokenizer
+    from llm_pretrain.paths import TOKENIZER_DIR
+    from llm_pretrain.prepare import build_datasets
+
+    data_args = DataTrainingArguments(train_files=[corpus], streaming=streaming)
+    tokenizer = load_tokenizer(TOKENIZER_DIR)
+    raw_ds = load_train_data(expand_train_files([corpus]), streaming)
+    train_ds, eval_ds, report = build_datasets(raw_ds, tokenizer, data_args, seed=42)
     if streaming:
         blocks = sum(1 for _ in train_ds) + eval_ds.num_rows
     else:

@@ -12,38 +12,40 @@ tokens/s is taken over the whole run, setup included. Goal: Trainer >= 0.9x the 
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from itertools import islice
 from pathlib import Path
 
+from common import print_table, run_json
+
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-from common import ROOT, print_table, run_json  # noqa: E402
 
 BATCH, BLOCK, SEED = 16, 128, 42
 
 
 def worker(kind: str, steps: int) -> dict:
-    sys.path.insert(0, str(ROOT / "code"))
-    import pretrain
     import torch
+    from pretrain import TRAINING_DEFAULTS  # the script's TrainingArguments defaults
     from transformers import Trainer, TrainingArguments, set_seed
 
-    tokenizer = pretrain.load_tokenizer(pretrain.TOKENIZER_DIR)
-    blocks, _ = pretrain.prepare_lm_dataset(pretrain.load_corpus([pretrain.CORPUS_FILE]),
-                                            tokenizer, BLOCK)
+    from llm_pretrain.data import lm_collator, load_corpus, prepare_lm_dataset
+    from llm_pretrain.metrics import ThroughputCallback
+    from llm_pretrain.model import build_model, load_tokenizer
+    from llm_pretrain.paths import CORPUS_FILE, TINY_CONFIG_DIR, TOKENIZER_DIR
+
+    tokenizer = load_tokenizer(TOKENIZER_DIR)
+    blocks, _ = prepare_lm_dataset(load_corpus([CORPUS_FILE]), tokenizer, BLOCK)
     set_seed(SEED)
-    model = pretrain.build_model(config_name=pretrain.TINY_CONFIG_DIR, dtype=torch.float32)
-    defaults = {**pretrain.TRAINING_DEFAULTS, "output_dir": tempfile.mkdtemp(),
+    model = build_model(config_name=TINY_CONFIG_DIR, dtype=torch.float32)
+    defaults = {**TRAINING_DEFAULTS, "output_dir": tempfile.mkdtemp(),
                 "max_steps": steps, "eval_strategy": "no", "save_strategy": "no"}
     args = TrainingArguments(**defaults)
     start = time.perf_counter()
     if kind == "trainer":
         trainer = Trainer(model=model, args=args, train_dataset=blocks,
-                          processing_class=tokenizer, data_collator=pretrain.lm_collator)
-        trainer.callback_handler.callbacks.insert(0, pretrain.ThroughputCallback())
+                          processing_class=tokenizer, data_collator=lm_collator)
+        trainer.callback_handler.callbacks.insert(0, ThroughputCallback())
         trainer.train()
         tokens = trainer.state.num_input_tokens_seen
         final_loss = [h["loss"] for h in trainer.state.log_history if "loss" in h][-1]
@@ -53,7 +55,7 @@ def worker(kind: str, steps: int) -> dict:
 
         generator = torch.Generator().manual_seed(SEED)
         loader = DataLoader(blocks, batch_size=BATCH, shuffle=True, generator=generator,
-                            collate_fn=pretrain.lm_collator)
+                            collate_fn=lm_collator)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},

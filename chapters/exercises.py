@@ -2,19 +2,17 @@
 
 Each exercise has its own small checker in `EXERCISES`. Expected values are computed from first
 principles (the published Qwen2.5-1.5B config, the bundled tokenizer and corpus) or with the
-functions of `code/pretrain.py`, never pasted in; every tolerance is written in its checker.
-Worked solutions are in `chapters/solutions/`, not in the chapters. Nothing heavy is imported
-until a checker needs it.
+functions of the course package `llm_pretrain`, never pasted in; every tolerance is written in
+its checker. Worked solutions are in `chapters/solutions/`, not in the chapters. Nothing heavy is
+imported until a checker needs it.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import numbers
 import re
-import sys
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -225,20 +223,6 @@ def packed_blocks(block_size: int, map_batch_size: int = 1000) -> int:
                for start in range(0, len(counts), map_batch_size))
 
 
-def pretrain():
-    """`code/pretrain.py`, imported on first use (it pulls in torch and transformers)."""
-    if "pretrain" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("pretrain", ROOT / "code" / "pretrain.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["pretrain"] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules["pretrain"]
-            raise
-    return sys.modules["pretrain"]
-
-
 PARAMETER_UNITS = "要的是参数个数本身（例如 123_456_789），不是以百万或十亿为单位的数"
 
 
@@ -401,7 +385,9 @@ def gradient_accumulation(answer) -> str:
 def bits_per_byte(answer) -> str:
     loss, bytes_per_token = 1.0, 2.4
     ln2 = math.log(2)
-    expected = pretrain().lm_metrics(loss, bytes_per_token)["bits_per_byte"]
+    from llm_pretrain.metrics import lm_metrics  # here: it pulls in torch and transformers
+
+    expected = lm_metrics(loss, bytes_per_token)["bits_per_byte"]
     check_number(answer, expected, abs_=0.005, hint=(  # 0.005: three decimals, rounded either way
         "先把 nat 换算成 bit，再换算到每个字节；可以用 `lm_metrics` 验证"), traps=(
         (loss / bytes_per_token, "损失的单位是 nat（自然对数），先换算成 bit"),
