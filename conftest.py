@@ -9,8 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
-from course_kernel import course_env  # noqa: E402
+from course_kernel import course_env  # tools/ is on sys.path: `pythonpath` in pyproject.toml
 
 os.environ.update({k: v for k, v in course_env(Path(sys.prefix)).items() if k != "PATH"})
 # `python`, `torchrun` and `deepspeed` in subprocesses are this environment's, as in the kernel.

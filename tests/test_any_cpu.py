@@ -8,28 +8,22 @@ oneDNN and ATen. No stored output may depend on the last bits of a float: chapte
 losses in NBVAL_IGNORE_OUTPUT cells and compares them with a tolerance in the next cell.
 
 One thread per kernel leaves a core free, so the notebooks run as two nbval processes side by
-side. In the full suite they start in the background once the browser tests are done
-(tests/conftest.py) under Linux's SCHED_IDLE policy (`chrt --idle`): they get a core only
-when no other process wants it, and so use the time the other tests leave idle
-(waiting for processes, ports, timeouts); the tests of this file come last and read the results.
-The chapters also run in the default environment, in JupyterLab: tests/test_browser.py.
+side, started together by this module's first nbval test. The chapters also run in the default
+environment, in JupyterLab: tests/test_browser.py.
 """
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import NOTEBOOKS, ROOT
 from course_kernel import KERNEL_NAME
+from helpers import NOTEBOOKS, ROOT, course_env
 
 PERTURBED = {
     "OMP_NUM_THREADS": "1",
@@ -46,37 +40,27 @@ def code_cell_count(paths) -> int:
     return sum(c.cell_type == "code" for p in paths for c in nbformat.read(p, 4).cells)
 
 
-RUNS: dict[str, tuple[subprocess.Popen, Path]] = {}  # group -> (nbval process, its log)
-
-
-def start_nbval_runs() -> None:
-    """Start one nbval process per group in the perturbed environment, as idle work (once)."""
-    env = {**os.environ, **PERTURBED}
-    for name, paths in GROUPS.items():
-        if name not in RUNS:
-            log = Path(tempfile.mkdtemp(prefix="nbval-")) / "log.txt"
-            with log.open("w") as out:
-                RUNS[name] = subprocess.Popen(
-                    ["chrt", "--idle", "0", sys.executable, "-m", "pytest", "-q", "-p",
-                     "no:cacheprovider", *map(str, paths)],
-                    cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                    start_new_session=True), log
-
-
-def stop_nbval_runs() -> None:
-    """Kill what is left of the runs (nbval, its kernels and what they started), remove the logs."""
-    for process, log in RUNS.values():
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        shutil.rmtree(log.parent, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
-def nbval_runs():
-    start_nbval_runs()  # in the full suite they already run (tests/conftest.py)
-    yield RUNS
-    stop_nbval_runs()
+def nbval_runs(tmp_path_factory):
+    """One nbval process per group in the perturbed environment, both running at once: {group:
+    (process, its log)}. What is left of them (nbval, its kernels and what they started) is
+    killed when the module's tests are done, passed or not."""
+    runs = {}
+    try:
+        for name, paths in GROUPS.items():
+            log = tmp_path_factory.mktemp("nbval") / "log.txt"
+            with log.open("w") as out:
+                runs[name] = subprocess.Popen(
+                    [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                     *map(str, paths)],
+                    cwd=ROOT, env=course_env(PERTURBED), stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True), log
+        yield runs
+    finally:
+        for process, _ in runs.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def test_the_course_kernel_gets_the_perturbed_environment(monkeypatch):
@@ -88,6 +72,7 @@ def test_the_course_kernel_gets_the_perturbed_environment(monkeypatch):
     assert probe.cells[0].outputs[0]["text"].split() == ["1", "AVX2"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", GROUPS)
 def test_stored_outputs_hold_with_one_thread_and_avx2(nbval_runs, group):
     process, log = nbval_runs[group]

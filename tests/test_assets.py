@@ -8,7 +8,7 @@ import sys
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from conftest import ASSETS, ROOT
+from helpers import ASSETS, ROOT
 
 CORPUS = ASSETS / "corpus" / "seq_monkey_sample.jsonl"
 

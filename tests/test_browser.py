@@ -18,9 +18,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ROOT
 from course_kernel import COURSE_ENV
+from helpers import ROOT
 
+pytestmark = pytest.mark.slow  # a JupyterLab server and a browser, every chapter run to the end
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip("browser tests need Debian's Chromium: apt-get install chromium chromium-driver",

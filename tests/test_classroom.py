@@ -8,16 +8,14 @@ import matplotlib
 import pytest
 from transformers import AutoConfig
 
-from conftest import ASSETS, ROOT, load_module
+from helpers import ASSETS, ROOT
+from llm_pretrain import classroom
+from llm_pretrain.data import load_corpus, prepare_lm_dataset
+from llm_pretrain.paths import CORPUS_FILE
 
 matplotlib.use("Agg")
 QWEN = dict(layers=28, hidden=1536, heads=12, kv_heads=2, vocab=151936, seq_len=2048,
             micro_batch=4, precision="bf16 mixed", n_gpus=8, zero_stage=2, checkpointing=True)
-
-
-@pytest.fixture(scope="module")
-def classroom():
-    return load_module("classroom")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +29,7 @@ def stored_outputs(notebook: str) -> str:
                    for o in c["outputs"])
 
 
-def test_qwen_preset_reproduces_the_chapter(classroom, qwen_config):
+def test_qwen_preset_reproduces_the_chapter(qwen_config):
     report = classroom.memory_report(qwen_config, **QWEN)
     assert report.startswith("parameters: 1.544 B")
     assert "total           22.2 GB per GPU" in report
@@ -41,7 +39,7 @@ def test_qwen_preset_reproduces_the_chapter(classroom, qwen_config):
     assert "fits: 24 GB no  40 GB no  80 GB yes" in single
 
 
-def test_zero_stages_and_precision(classroom, qwen_config):
+def test_zero_stages_and_precision(qwen_config):
     n = 1_543_714_304
     def memory(**kw):
         return classroom.training_memory_gb(qwen_config, micro_batch=1, seq_len=16, **kw)
@@ -54,7 +52,8 @@ def test_zero_stages_and_precision(classroom, qwen_config):
     assert memory(gradient_checkpointing=True)["activations"] < memory()["activations"] / 10
 
 
-def test_memory_model_matches_a_measured_forward_and_backward(classroom, qwen_config, tmp_path):
+@pytest.mark.slow
+def test_memory_model_matches_a_measured_forward_and_backward(qwen_config, tmp_path):
     """One more sequence costs what the calculator says (within 15%): a 1-layer, 64-wide Qwen2 with
     the full 151,936 vocab, whose batch-dependent memory is nearly all logits, measured in two
     fresh processes at micro-batch 1 and 2. One fp32 copy of the logits is a third of it."""
@@ -69,12 +68,12 @@ def test_memory_model_matches_a_measured_forward_and_backward(classroom, qwen_co
     assert measured > 2.5 * one_copy
 
 
-def test_impossible_head_counts_are_explained(classroom, qwen_config):
+def test_impossible_head_counts_are_explained(qwen_config):
     assert "multiple" in classroom.memory_report(qwen_config, **{**QWEN, "heads": 7})
     assert "multiple" in classroom.memory_report(qwen_config, **{**QWEN, "kv_heads": 5})
 
 
-def test_memory_explorer_builds_and_reacts(classroom, qwen_config, capsys):
+def test_memory_explorer_builds_and_reacts(qwen_config, capsys):
     explorer = classroom.memory_explorer(qwen_config)
     controls = {w.description: w for w in explorer.children[:-1]}
     assert len(controls) == 11 and controls["layers"].value == 28
@@ -84,22 +83,22 @@ def test_memory_explorer_builds_and_reacts(classroom, qwen_config, capsys):
 
 
 @pytest.fixture(scope="module")
-def doc_lengths(pretrain, tokenized_corpus):
-    raw = pretrain.load_corpus([pretrain.CORPUS_FILE])
+def doc_lengths(tokenized_corpus):
+    raw = load_corpus([CORPUS_FILE])
     return [len(ids) for ids in tokenized_corpus["input_ids"]], raw
 
 
 @pytest.mark.parametrize("block_size,batch_size", [(128, 1000), (512, 10), (2048, 4000)])
-def test_packing_stats_match_prepare_lm_dataset(classroom, pretrain, tiny_tokenizer, doc_lengths,
-                                                block_size, batch_size):
+def test_packing_stats_match_prepare_lm_dataset(tiny_tokenizer, doc_lengths, block_size,
+                                                batch_size):
     lengths, raw = doc_lengths
-    _, report = pretrain.prepare_lm_dataset(raw, tiny_tokenizer, block_size, batch_size=batch_size)
+    _, report = prepare_lm_dataset(raw, tiny_tokenizer, block_size, batch_size=batch_size)
     stats = classroom.packing_stats(lengths, block_size, batch_size)
     for key in ["documents", "tokens_in", "blocks", "tokens_dropped", "dropped_percent"]:
         assert stats[key] == report[key], key
 
 
-def test_packing_picture_and_explorer(classroom, doc_lengths, capsys):
+def test_packing_picture_and_explorer(doc_lengths, capsys):
     lengths, _ = doc_lengths
     figure = classroom.draw_packing(lengths, 128, n_blocks=6)
     bars = figure.axes[0].collections
@@ -113,7 +112,7 @@ def test_packing_picture_and_explorer(classroom, doc_lengths, capsys):
     assert f"blocks: {expected:,}," in capsys.readouterr().out
 
 
-def test_lr_curves_show_the_warmuplr_trap(classroom):
+def test_lr_curves_show_the_warmuplr_trap():
     curves = classroom.lr_curves(total_steps=263, warmup_steps=20, peak_lr=1e-3)
     trainer, deepspeed = curves["Trainer cosine"], curves["DeepSpeed WarmupLR"]
     assert len(trainer) == len(deepspeed) == 263
@@ -125,7 +124,7 @@ def test_lr_curves_show_the_warmuplr_trap(classroom):
     assert linear[55] == pytest.approx(1e-3 * 45 / 90)
 
 
-def test_lr_explorer_builds_and_reacts(classroom, capsys):
+def test_lr_explorer_builds_and_reacts(capsys):
     explorer = classroom.lr_explorer()
     controls = {w.description: w for w in explorer.children[:-1]}
     assert set(controls) == {"warm-up", "total", "type"}

@@ -18,11 +18,22 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import ROOT, SHORT, check_outputs, losses, same_losses
+from helpers import (
+    LAUNCHER,
+    ROOT,
+    SCRIPT,
+    SHORT,
+    TIMEOUT,
+    TORCHRUN,
+    check_outputs,
+    losses,
+    run_script,
+    same_losses,
+    start_script,
+)
+from llm_pretrain.resume import last_complete_checkpoint, saved_world_size
 
-SCRIPT = ROOT / "code" / "pretrain.py"
-LAUNCHER = ROOT / "code" / "pretrain.sh"
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+pytestmark = pytest.mark.slow  # every test here launches several processes
 PORT = 29581  # the rendezvous port inside the namespaces (each has its own port space)
 ETC_NETNS = Path("/etc/netns")
 # Stand-ins for Slurm's commands: `scontrol show hostnames` names the hosts, `srun` runs its
@@ -78,17 +89,18 @@ def hosts():
             shutil.rmtree(ETC_NETNS / ns, ignore_errors=True)
 
 
-def on_each_host(hosts, logs, command, **env) -> list[tuple[int, str]]:
-    """Run `command(node_rank)` on every host at once, one thread per process: (status, log)."""
+def torchrun_on_each_host(hosts, logs, args) -> list[tuple[int, str]]:
+    """`torchrun ... code/pretrain.py ARGS` on every host at once, with `args(node_rank)`, one
+    process of one thread per host, node 0 the master: [(status, log)] by node."""
     procs = []
     for rank, (ns, _, device) in enumerate(hosts):
-        host_env = {**os.environ, "GLOO_SOCKET_IFNAME": device, "OMP_NUM_THREADS": "1", **env}
+        launcher = ["ip", "netns", "exec", ns, *TORCHRUN, "--nnodes", "2", "--node_rank", rank,
+                    "--nproc_per_node", "1", "--master_addr", hosts[0][1], "--master_port", PORT]
         with (logs / f"node{rank}.log").open("w") as log:
-            procs.append(subprocess.Popen(["ip", "netns", "exec", ns, *command(rank)], cwd=ROOT,
-                                          env=host_env, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT))
+            procs.append(start_script(*args(rank), launcher=launcher, stdout=log,
+                                      env={"GLOO_SOCKET_IFNAME": device, "OMP_NUM_THREADS": "1"}))
     try:
-        return [(p.wait(timeout=600), (logs / f"node{rank}.log").read_text())
+        return [(p.wait(timeout=TIMEOUT), (logs / f"node{rank}.log").read_text())
                 for rank, p in enumerate(procs)]
     finally:
         for p in procs:
@@ -98,11 +110,8 @@ def on_each_host(hosts, logs, command, **env) -> list[tuple[int, str]]:
 @pytest.fixture(scope="module")
 def torchrun_two_hosts(hosts, tmp_path_factory):
     out = tmp_path_factory.mktemp("torchrun") / "run"
-    master = hosts[0][1]
-    done = on_each_host(hosts, out.parent, lambda rank: [
-        *TORCHRUN, "--nnodes", "2", "--node_rank", str(rank), "--nproc_per_node", "1",
-        "--master_addr", master, "--master_port", str(PORT), str(SCRIPT), "--output_dir", str(out),
-        "--report_to", "tensorboard", *SHORT])
+    done = torchrun_on_each_host(hosts, out.parent, lambda rank: [
+        "--output_dir", out, "--report_to", "tensorboard", *SHORT])
     return out, done
 
 
@@ -115,14 +124,13 @@ def slurm_two_hosts(hosts, tmp_path_factory):
     for name, text in (("scontrol", FAKE_SCONTROL), ("srun", FAKE_SRUN)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
            "SIMULATED_HOSTS": " ".join(f"{ns}:{device}" for ns, _, device in hosts),
            "SIMULATED_LOGS": str(out.parent), "SLURM_JOB_NODELIST": f"{hosts[0][0][:-2]}-[a-b]",
            "SLURM_JOB_NUM_NODES": "2", "SLURM_SUBMIT_DIR": str(ROOT), "MASTER_PORT": str(PORT),
            "NUM_PROCS": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(["bash", str(ROOT / "code" / "pretrain.slurm"), "--output_dir", str(out),
-                           *SHORT], cwd=out.parent, env=env, capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL)
+    done = run_script("--output_dir", out, *SHORT, launcher=["bash"],
+                      script=ROOT / "code" / "pretrain.slurm", cwd=out.parent, env=env)
     logs = [(out.parent / f"node{n}.log").read_text() for n in range(2)]
     return out, done, logs
 
@@ -154,10 +162,8 @@ def test_output_folders_that_are_not_shared_stop_the_job_in_one_line(hosts, torc
     shared = tmp_path / "node0"
     shutil.copytree(torchrun_two_hosts[0] / "checkpoint-4", shared / "checkpoint-4")
     folders = [shared, tmp_path / "node1"]
-    done = on_each_host(hosts, tmp_path, lambda rank: [
-        *TORCHRUN, "--nnodes", "2", "--node_rank", str(rank), "--nproc_per_node", "1",
-        "--master_addr", hosts[0][1], "--master_port", str(PORT), str(SCRIPT), "--output_dir",
-        str(folders[rank]), *SHORT])
+    done = torchrun_on_each_host(hosts, tmp_path, lambda rank: [
+        "--output_dir", folders[rank], *SHORT])
     assert [status for status, _ in done] == [1, 1]  # torchrun's status for a rank's exit 2
     assert ("pretrain.py: error: --output_dir: rank 0 resumes from checkpoint-4, which rank(s) 1 "
             "cannot see in") in done[0][1]
@@ -181,11 +187,10 @@ def test_hostfile_launch_forwards_the_job_environment_to_every_node(tmp_path):
     (tmp_path / ".deepspeed_env").write_text("MY_CLUSTER_SETTING=1")  # no final newline
     job = {"HF_ENDPOINT": "https://hf-mirror.example", "HF_HOME": "/data/hf",
            "WANDB_MODE": "offline", "WANDB_PROJECT": "pretrain", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run(["bash", str(LAUNCHER), "--output_dir", "out"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-                          env={**os.environ, **job, "HOSTFILE": "hostfile", "NUM_PROCS": "1",
-                               "TMPDIR": str(tmp),
-                               "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    done = run_script("--output_dir", "out", launcher=["bash"], script=LAUNCHER, cwd=tmp_path,
+                      timeout=120, env={**job, "HOSTFILE": "hostfile", "NUM_PROCS": "1",
+                                        "TMPDIR": str(tmp),
+                                        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
     assert done.returncode == 0, done.stderr[-3000:]
     command = (tmp_path / "pdsh.txt").read_text()
     assert "-w\nnode-a,node-b\n" in command
@@ -206,10 +211,14 @@ def rank_processes(launched: subprocess.Popen) -> list[psutil.Process]:
     return found
 
 
-def sigterm_every_rank(command: list[str], env: dict, ranks: int = 2) -> tuple[int, str]:
+# How a job is launched: (the launcher's command line, the script it starts)
+Launch = tuple[list[str], Path]
+
+
+def sigterm_every_rank(launch: Launch, args: list, env: dict, ranks: int = 2) -> tuple[int, str]:
     """Start a run, SIGTERM each of its ranks once training runs, return (status, log)."""
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, text=True, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    launcher, script = launch
+    proc = start_script(*args, launcher=launcher, script=script, env=env)
     log = []
     for line in proc.stdout:  # wait until the ranks train
         log.append(line)
@@ -224,20 +233,18 @@ def sigterm_every_rank(command: list[str], env: dict, ranks: int = 2) -> tuple[i
     return proc.wait(timeout=300), "".join(log)
 
 
-def refuse_and_change_nothing(two: list[str], args: list[str], env: dict, out: Path,
-                              stop: str) -> None:
+def refuse_and_change_nothing(two: Launch, args: list, env: dict, out: Path, stop: str) -> None:
     """A micro-batch that cannot make `stop`'s 8 sequences per step: one line, no file touched."""
     files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    refused = subprocess.run([*two, *args, "--per_device_train_batch_size", "3"], cwd=ROOT,
-                             env=env, text=True, capture_output=True, timeout=600,
-                             stdin=subprocess.DEVNULL)
+    refused = run_script(*args, "--per_device_train_batch_size", "3", launcher=two[0],
+                         script=two[1], env=env)
     assert refused.returncode != 0 and f'File "{SCRIPT}"' not in refused.stderr  # no traceback
     assert (f"pretrain.py: error: --output_dir: {stop} trained 8 sequences per optimizer "
             "step, which 2 process(es) x micro-batch 3 cannot make") in refused.stderr
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
 
 
-def stop_shrink_grow(pretrain, two: list[str], one: list[str], out: Path, env: dict,
+def stop_shrink_grow(two: Launch, one: Launch, out: Path, env: dict,
                      check_refusal: bool = False) -> tuple[int, str]:
     """A preempted job that comes back smaller, then at full size: world size 2 -> 1 -> 2.
 
@@ -250,29 +257,28 @@ def stop_shrink_grow(pretrain, two: list[str], one: list[str], out: Path, env: d
     first, preempted run.
     """
     args = ["--output_dir", str(out), *SHORT]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **env}  # the threads of the reference runs
-    status_two, log_two = sigterm_every_rank([*two, *args], env)
+    env = {"OMP_NUM_THREADS": "1", **env}  # the threads of the reference runs
+    status_two, log_two = sigterm_every_rank(two, args, env)
     stops = re.findall(r"stopped at step (\d+) on SIGTERM", log_two)
     assert len(stops) == 1, log_two[-3000:]  # all ranks stop, rank 0 says so
     first_stop = f"checkpoint-{stops[0]}"
-    newest, _ = pretrain.last_complete_checkpoint(out)
+    newest, _ = last_complete_checkpoint(out)
     assert newest.name == first_stop and 1 <= int(stops[0]) < 8
     assert not (out / "all_results.json").exists(), "a stopped run is not reported as finished"
     if check_refusal:
         refuse_and_change_nothing(two, args, env, out, first_stop)
 
-    status_one, log_one = sigterm_every_rank([*one, *args], env, ranks=1)
+    status_one, log_one = sigterm_every_rank(one, args, env, ranks=1)
     assert status_one == 143, log_one[-3000:]
     assert (f"{first_stop} was saved by 2 process(es), this run has 1: gradient accumulation "
             "1 -> 2 keeps 8 sequences per optimizer step") in log_one
-    second_stop, _ = pretrain.last_complete_checkpoint(out)
+    second_stop, _ = last_complete_checkpoint(out)
     assert int(stops[0]) < int(second_stop.name[11:]) < 8, "the 1-process run trained and stopped"
     on_one = json.loads((second_stop / "trainer_state.json").read_text())
     assert on_one["num_input_tokens_seen"] == on_one["global_step"] * 8 * 128  # each token once
-    assert pretrain.saved_world_size(second_stop) == 1
+    assert saved_world_size(second_stop) == 1
 
-    done = subprocess.run([*two, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL)
+    done = run_script(*args, launcher=two[0], script=two[1], env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     log_end = done.stdout + done.stderr
     assert f"{second_stop.name} was saved by 1 process(es), this run has 2" in log_end
@@ -281,25 +287,23 @@ def stop_shrink_grow(pretrain, two: list[str], one: list[str], out: Path, env: d
     return status_two, log_two
 
 
-def test_preempted_job_shrinks_and_grows_under_torchrun(torchrun_two_hosts, tmp_path, pretrain):
+def test_preempted_job_shrinks_and_grows_under_torchrun(torchrun_two_hosts, tmp_path):
     reference, out = torchrun_two_hosts[0], tmp_path / "run"
     status, log = stop_shrink_grow(
-        pretrain, [*TORCHRUN, "--nproc_per_node", "2", "--master_port", "29582", str(SCRIPT)],
-        [sys.executable, "-u", str(SCRIPT)], out, {})
+        ([*TORCHRUN, "--nproc_per_node", "2", "--master_port", "29582"], SCRIPT),
+        ([sys.executable, "-u"], SCRIPT), out, {})
     assert status == 1 and "exitcode  : 143" in log, log[-3000:]  # torchrun reports 143 as 1
     assert same_losses(losses(out), losses(reference))
 
 
-def test_preempted_job_shrinks_and_grows_under_the_deepspeed_launcher(slurm_two_hosts, tmp_path,
-                                                                      pretrain):
+def test_preempted_job_shrinks_and_grows_under_the_deepspeed_launcher(slurm_two_hosts, tmp_path):
     reference, out = slurm_two_hosts[0], tmp_path / "run"
-    status, log = stop_shrink_grow(pretrain, ["bash", str(LAUNCHER)],
-                                   ["env", "NUM_PROCS=1", "bash", str(LAUNCHER)], out,
-                                   {"MASTER_PORT": "29583"}, check_refusal=True)
+    status, log = stop_shrink_grow((["bash"], LAUNCHER), (["env", "NUM_PROCS=1", "bash"], LAUNCHER),
+                                   out, {"MASTER_PORT": "29583"}, check_refusal=True)
     assert status == 143, log[-3000:]
     # the 2-process run loaded the 1-process checkpoint through DeepSpeed's universal form (the
     # first change of world size did too; --save_total_limit 2 has deleted that checkpoint)
-    saved_by_one = [c for c in out.glob("checkpoint-*") if pretrain.saved_world_size(c) == 1]
+    saved_by_one = [c for c in out.glob("checkpoint-*") if saved_world_size(c) == 1]
     assert len(saved_by_one) == 1
     for checkpoint in saved_by_one:
         step = checkpoint.name.split("-")[1]

@@ -2,41 +2,49 @@
 every rank reads in its own part and resumes from its saved position."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
+import pretrain
 import pytest
 import torch
 
-from conftest import ROOT, SHORT, check_outputs, losses, same_losses
+from helpers import (
+    ROOT,
+    SCRIPT,
+    SHORT,
+    TORCHRUN,
+    check_outputs,
+    losses,
+    run_script,
+    same_losses,
+    train_in_process,
+)
+from llm_pretrain.data import load_prepared
 
-SCRIPT = ROOT / "code" / "pretrain.py"
 
-
-def torchrun(*args: str, env: dict | None = None, script=SCRIPT) -> subprocess.CompletedProcess:
+def torchrun(*args, env: dict | None = None, script=SCRIPT):
     """Two processes on this machine, as an engineer starts them."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(script), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})}, cwd=ROOT)
+    return run_script(*args, launcher=[*TORCHRUN, "--standalone", "--nproc_per_node", "2"],
+                      script=script, env=env)
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, pretrain):
-    """The bundled corpus prepared once with `python code/pretrain.py --tokenized_path DIR`."""
+def prepared(tmp_path_factory):
+    """The bundled corpus prepared once, as `python code/pretrain.py --tokenized_path DIR` does."""
     path = tmp_path_factory.mktemp("tokenized") / "seq-monkey-128"
     (path.parent / "seq-monkey-128.partial").mkdir()  # a preparation that was cut short
-    pretrain.main(["--tokenized_path", str(path), "--preprocessing_num_workers", "2"])
+    report = pretrain.prepare_data(*pretrain.parse_args(
+        ["--tokenized_path", str(path), "--preprocessing_num_workers", "2"]))
+    assert report["documents"] + report["eval"]["documents"] == 4000
     return path
 
 
-def test_prepared_folder_holds_blocks_report_and_no_labels(prepared, pretrain):
+@pytest.mark.slow
+def test_prepared_folder_holds_blocks_report_and_no_labels(prepared):
     assert sorted(p.name for p in prepared.parent.iterdir()) == ["seq-monkey-128"]
     assert sorted(p.name for p in prepared.iterdir()) == [
         "dataset_dict.json", "eval", "packing_report.json", "train"]
-    train, held_out, report = pretrain.load_prepared(prepared)
+    train, held_out, report = load_prepared(prepared)
     assert train.column_names == held_out.column_names == ["input_ids"]  # labels: the collator's
     assert report["documents"] + report["eval"]["documents"] == 4000
     assert (train.num_rows, held_out.num_rows) == (report["blocks"], report["eval"]["blocks"])
@@ -45,6 +53,7 @@ def test_prepared_folder_holds_blocks_report_and_no_labels(prepared, pretrain):
     assert 4.0 < arrow / report["tokens_kept"] < 4.2
 
 
+@pytest.mark.slow
 def test_tokenized_path_feeds_two_ranks_that_tokenize_nothing(prepared, tmp_path):
     out, cache = tmp_path / "run", tmp_path / "datasets-cache"
     done = torchrun("--tokenized_path", str(prepared), "--output_dir", str(out), *SHORT,
@@ -56,14 +65,14 @@ def test_tokenized_path_feeds_two_ranks_that_tokenize_nothing(prepared, tmp_path
     assert report == json.loads((prepared / "packing_report.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra,expected", [
     (["--block_size", "64"],
      "--block_size 64: {path} holds blocks of 128; prepare another --tokenized_path"),
     (["--streaming", "true", "--max_steps", "4"],
      "--tokenized_path holds blocks ready for training: drop --streaming"),
 ])
-def test_tokenized_path_refuses_what_does_not_match(prepared, pretrain, tmp_path, capsys, extra,
-                                                    expected):
+def test_tokenized_path_refuses_what_does_not_match(prepared, tmp_path, capsys, extra, expected):
     before = {p: p.stat().st_mtime_ns for p in prepared.rglob("*")}
     with pytest.raises(SystemExit) as exit_info:
         pretrain.main(["--tokenized_path", str(prepared), "--output_dir", str(tmp_path / "o"),
@@ -74,7 +83,7 @@ def test_tokenized_path_refuses_what_does_not_match(prepared, pretrain, tmp_path
     assert {p: p.stat().st_mtime_ns for p in prepared.rglob("*")} == before
 
 
-def test_a_folder_not_saved_by_tokenized_path_is_refused(pretrain, tmp_path, capsys):
+def test_a_folder_not_saved_by_tokenized_path_is_refused(tmp_path, capsys):
     (tmp_path / "data").mkdir()
     with pytest.raises(SystemExit):
         pretrain.main(["--tokenized_path", str(tmp_path / "data"), "--output_dir",
@@ -88,14 +97,14 @@ def test_a_folder_not_saved_by_tokenized_path_is_refused(pretrain, tmp_path, cap
 # pass it on and gloo keeps its 30 minutes. The wrapper opens the process group itself with the
 # short timeout (accelerate then uses it as it is), so a wait of 12 s exceeds it here too.
 SLOW_RANK_ZERO = """
-import datetime, os, sys, time
+import datetime, os, time
 import torch.distributed as dist
-sys.path.insert(0, {code!r})
+import llm_pretrain.prepare
 import pretrain
 
 dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=6))
 
-build = pretrain.build_datasets
+build = llm_pretrain.prepare.build_datasets
 
 
 def slow_build(*args, **kwargs):
@@ -104,11 +113,13 @@ def slow_build(*args, **kwargs):
     return build(*args, **kwargs)
 
 
-pretrain.build_datasets = slow_build
+# the module's name, and the one the script imported from it
+llm_pretrain.prepare.build_datasets = pretrain.build_datasets = slow_build
 pretrain.main()
 """
 
 
+@pytest.mark.slow
 def test_stream_in_parts_survives_slow_preparation_and_resumes_exactly(tmp_path):
     """Two ranks, a corpus in two files: each rank reads its own file; rank 0 prepares for
     longer than --ddp_timeout; killed after a checkpoint, the same command goes on from the
@@ -118,7 +129,7 @@ def test_stream_in_parts_survives_slow_preparation_and_resumes_exactly(tmp_path)
     parts[0].write_text("".join(lines[:2000]))
     parts[1].write_text("".join(lines[2000:]))
     wrapper = tmp_path / "slow_rank_zero.py"
-    wrapper.write_text(SLOW_RANK_ZERO.format(code=str(ROOT / "code"), seconds=12))
+    wrapper.write_text(SLOW_RANK_ZERO.format(seconds=12))
     out = tmp_path / "run"
     args = ["--streaming", "true", "--train_files", *map(str, parts), "--output_dir", str(out),
             "--max_steps", "6", "--save_steps", "3", "--logging_steps", "1", "--eval_strategy",
@@ -140,11 +151,12 @@ def test_stream_in_parts_survives_slow_preparation_and_resumes_exactly(tmp_path)
     assert same_losses(losses(out), uninterrupted) and len(uninterrupted) == 6
 
 
-def test_stream_resumes_only_with_every_rank_s_saved_position(tmp_path, pretrain, capsys):
+@pytest.mark.slow
+def test_stream_resumes_only_with_every_rank_s_saved_position(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["--streaming", "true", "--output_dir", str(out), "--max_steps", "4", "--save_steps",
             "2", "--eval_strategy", "no", "--per_device_train_batch_size", "4"]
-    assert pretrain.train(args)
+    assert train_in_process(*args)
     (out / "all_results.json").unlink()
     shutil.rmtree(out / "checkpoint-4")
     (out / "checkpoint-2" / "dataloader_rank0.pt").rename(out / "checkpoint-2" / "moved.pt")

@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 from jupyter_client.kernelspec import KernelSpecManager
 
-from conftest import ROOT
 from course_kernel import COURSE_ENV, KERNEL_NAME
+from helpers import ROOT
 
 
 def requirement_lines() -> list[str]:

@@ -1,4 +1,5 @@
-"""The exercises check themselves: chapters/exercises.py against right, wrong and odd answers."""
+"""The exercises check themselves: llm_pretrain/exercises.py against right, wrong and odd
+answers."""
 
 import re
 import subprocess
@@ -7,11 +8,9 @@ import sys
 import nbformat
 import pytest
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "chapters"))
-import exercises  # noqa: E402
-from exercises import EXERCISES, check, grade  # noqa: E402
+from helpers import ROOT
+from llm_pretrain import exercises
+from llm_pretrain.exercises import EXERCISES, check, grade
 
 NOT_ANSWERED = "✏️ 还没有作答：把你的答案赋给 answer，再运行这个单元格"
 
@@ -161,7 +160,7 @@ def test_expected_values_match_the_chapters():
 
 def test_import_is_light():
     done = subprocess.run(
-        [sys.executable, "-c", "import sys, exercises; "
+        [sys.executable, "-c", "import sys, llm_pretrain.exercises; "
          "print(sorted({'torch', 'transformers', 'datasets'} & set(sys.modules)))"],
         cwd=ROOT / "chapters", capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
@@ -192,7 +191,7 @@ def test_chapters_ask_every_exercise_with_an_empty_answer():
     for name, cells in exercise_sources().items():
         if "solutions" in name:
             continue
-        assert any("from exercises import check" in c for c in cells), name
+        assert any("from llm_pretrain.exercises import check" in c for c in cells), name
         chapter = name.replace("\\", "/").rsplit("/", 1)[-1][:2]
         asking = [c for c in cells if CHECK_CALL.search(c)]
         asked = [key for c in asking for key in CHECK_CALL.findall(c)]

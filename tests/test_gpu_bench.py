@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 @pytest.mark.parametrize("script", ["bench/gpu_mfu.sh", "bench/gpu_check.sh"])
@@ -18,6 +18,7 @@ def test_gpu_benchmarks_refuse_without_cuda_in_one_line(script, tmp_path):
     assert "REHEARSE=1" in done.stderr and not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_memory_benchmark_rehearses_the_calculator_rows_on_the_cpu():
     done = subprocess.run([sys.executable, "bench/gpu_memory.py", "--config", "assets/tiny-qwen2",
                            "--block", "64", "--batches", "1", "2"], cwd=ROOT,

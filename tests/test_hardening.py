@@ -4,35 +4,28 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
+import pretrain
 import pytest
 
-from conftest import ASSETS, ROOT, losses, same_losses
+from helpers import ASSETS, losses, run_script, same_losses, start_script, train_in_process
+from llm_pretrain.checks import expand_train_files
+from llm_pretrain.data import keep_text_records, load_corpus
 
-SCRIPT = ROOT / "code" / "pretrain.py"
 CORPUS_LINES = (ASSETS / "corpus" / "seq_monkey_sample.jsonl").read_text().splitlines()
 QUICK = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--eval_strategy", "no",
          "--save_strategy", "no", "--validation_split_percentage", "0", "--block_size", "32"]
 
 
-def script(*args, env=None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=600, env={**os.environ, **(env or {})},
-                          **kwargs)
-
-
-def test_sigterm_saves_a_checkpoint_and_the_rerun_matches(tmp_path, pretrain):
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_the_rerun_matches(tmp_path):
     # the run stops at the step after the signal; it is sized to leave several seconds of
     # training after its first logged step (~5 s on 2 cores) for the signal to land in
     args = ["--max_steps", "12", "--per_device_train_batch_size", "16", "--logging_steps", "1",
             "--save_steps", "1000", "--eval_strategy", "no", "--warmup_steps", "2"]
     full, cut = tmp_path / "full", tmp_path / "cut"
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--output_dir", str(cut), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = start_script("--output_dir", cut, *args)
     for line in proc.stdout:  # wait until training has really started
         if "'loss'" in line:
             break
@@ -45,14 +38,15 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_matches(tmp_path, pretrain):
     assert 1 <= int(checkpoints[0].name.split("-")[1]) < 12
     assert not (cut / "all_results.json").exists(), "a stopped run is not reported as finished"
     for out in (cut, full):  # the rerun of the same command, and an uninterrupted run (in-process)
-        assert pretrain.train(["--output_dir", str(out), *args])
+        assert train_in_process("--output_dir", out, *args)
     assert same_losses(losses(cut), losses(full))
 
 
-def test_two_runs_with_the_same_seed_are_identical(tmp_path, pretrain):
+@pytest.mark.slow
+def test_two_runs_with_the_same_seed_are_identical(tmp_path):
     def run(name, *extra):
         out = tmp_path / name
-        assert pretrain.train(["--output_dir", str(out), *QUICK, "--logging_steps", "1", *extra])
+        assert train_in_process("--output_dir", out, *QUICK, "--logging_steps", "1", *extra)
         return losses(out)
 
     first = run("a")
@@ -82,36 +76,37 @@ MESSY = {  # name: (file contents, records the packing report must say were skip
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MESSY)
-def test_messy_but_valid_corpora_train_and_report_what_was_skipped(name, tmp_path, pretrain):
+def test_messy_but_valid_corpora_train_and_report_what_was_skipped(name, tmp_path):
     data, skipped = MESSY[name]
     path = corpus(tmp_path, name, data.encode("utf-8"))
     out = tmp_path / "out"
-    assert pretrain.train(["--train_files", path, "--output_dir", str(out), *QUICK]) is not None
+    assert train_in_process("--train_files", path, "--output_dir", out, *QUICK) is not None
     report = json.loads((out / "packing_report.json").read_text())
     assert report["skipped_records"] == skipped
     assert report["tokens_in"] == report["tokens_kept"] + report["tokens_dropped"] > 0
 
 
 @pytest.mark.parametrize("streaming", [False, True])
-def test_kept_records_are_decoded_text(tmp_path, pretrain, streaming):
+def test_kept_records_are_decoded_text(tmp_path, streaming):
     """A non-string `text` makes datasets load the column as JSON, whose Arrow values are
     JSON-encoded ("\"...\""): the kept records must be the texts themselves."""
     data, _ = MESSY["null_numbers_lists_empty.jsonl"]
-    raw = pretrain.load_corpus([corpus(tmp_path, "messy.jsonl", data.encode())], streaming)
-    kept = pretrain.keep_text_records(raw)
+    raw = load_corpus([corpus(tmp_path, "messy.jsonl", data.encode())], streaming)
+    kept = keep_text_records(raw)
     texts = [json.loads(line)["text"] for line in CORPUS_LINES[:60]]
     assert [r["text"] for r in kept] == texts
     first = next(iter(kept.with_format("arrow").iter(batch_size=1)))
     assert first.column("text").to_pylist() == texts[:1]  # what tokenize_batch reads
 
 
-def test_duplicate_train_files_are_read_once(tmp_path, pretrain):
+def test_duplicate_train_files_are_read_once(tmp_path):
     path = corpus(tmp_path, "c.jsonl", GOOD.encode())
-    assert pretrain.expand_train_files([path, path, str(tmp_path / "*.jsonl")]) == [path]
+    assert expand_train_files([path, path, str(tmp_path / "*.jsonl")]) == [path]
 
 
-def test_a_csv_file_is_a_one_line_error(tmp_path, pretrain, capsys):
+def test_a_csv_file_is_a_one_line_error(tmp_path, capsys):
     path = corpus(tmp_path, "data.csv", b"text,label\nhello,1\n")
     with pytest.raises(SystemExit) as exit_info:
         pretrain.main(["--train_files", path, "--output_dir", str(tmp_path / "out")])
@@ -120,54 +115,38 @@ def test_a_csv_file_is_a_one_line_error(tmp_path, pretrain, capsys):
     assert capsys.readouterr().err.strip().endswith(expected)
 
 
-def timed_script(*args, env: dict) -> tuple[subprocess.CompletedProcess, float]:
-    start = time.monotonic()
-    done = script(*args, env=env)
-    return done, time.monotonic() - start
-
-
-@pytest.fixture(scope="module", autouse=True)
-def unreachable_hub_run(request, tmp_path_factory):
-    """The run against an unreachable Hub mostly waits on huggingface_hub's retries (1 + 2 + 4 +
-    8 + 8 s): it starts with this module, its other tests run meanwhile, and its test reads the
-    result. Nothing starts when that test is not selected."""
-    if not any(item.name == "test_unreachable_hub_fails_fast_without_offline_mode"
-               for item in request.session.items):
-        yield None
-        return
-    tmp = tmp_path_factory.mktemp("hub")
+@pytest.mark.slow
+def test_unreachable_hub_fails_fast_without_offline_mode(tmp_path):
+    """Most of this run waits on huggingface_hub's retries (1 + 2 + 4 + 8 + 8 s)."""
     env = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0",
            "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_ETAG_TIMEOUT": "5",
-           "HF_HOME": str(tmp / "hf")}  # an empty cache: nothing to fall back on
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        yield pool.submit(timed_script, "--config_name", "Qwen/Qwen2.5-1.5B", "--output_dir",
-                          str(tmp / "out"), env=env)
-
-
-def test_unreachable_hub_fails_fast_without_offline_mode(unreachable_hub_run):
-    done, seconds = unreachable_hub_run.result(timeout=600)
-    assert seconds < 60
+           "HF_HOME": str(tmp_path / "hf")}  # an empty cache: nothing to fall back on
+    start = time.monotonic()
+    done = run_script("--config_name", "Qwen/Qwen2.5-1.5B", "--output_dir", tmp_path / "out",
+                      env=env)
+    assert time.monotonic() - start < 60
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "pretrain.py: error: --tokenizer_name" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(
         "pretrain.py: error: --config_name: cannot load 'Qwen/Qwen2.5-1.5B'")
 
 
+@pytest.mark.slow
 def test_wandb_without_login_runs_offline(tmp_path):
     out = tmp_path / "out"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env = {**clean, "HOME": str(tmp_path), "WANDB_SILENT": "true"}  # no ~/.netrc, no API key
-    done = subprocess.run([sys.executable, str(SCRIPT), "--output_dir", str(out), *QUICK,
-                           "--report_to", "wandb"], capture_output=True, text=True, timeout=600,
-                          stdin=subprocess.DEVNULL, env=env)
+    # no ~/.netrc, no API key, none of the user's W&B settings
+    env = {**{k: None for k in os.environ if k.startswith("WANDB_")}, "HOME": str(tmp_path),
+           "WANDB_SILENT": "true"}
+    done = run_script("--output_dir", out, *QUICK, "--report_to", "wandb", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "logging offline" in done.stderr
     assert list((out / "wandb").glob("offline-run-*")), "the offline run is kept for `wandb sync`"
 
 
-def test_trust_remote_code_is_off_by_default_and_announced_when_on(tmp_path, pretrain, caplog):
+@pytest.mark.slow
+def test_trust_remote_code_is_off_by_default_and_announced_when_on(tmp_path, caplog):
     model_args = pretrain.parse_args(["--output_dir", str(tmp_path)])[0]
     assert model_args.trust_remote_code is False
-    with caplog.at_level(logging.WARNING, logger="pretrain"):
-        pretrain.train(["--output_dir", str(tmp_path / "out"), "--trust_remote_code", *QUICK])
+    with caplog.at_level(logging.WARNING):
+        train_in_process("--output_dir", tmp_path / "out", "--trust_remote_code", *QUICK)
     assert "--trust_remote_code is on" in caplog.text

@@ -6,8 +6,8 @@ import nbformat
 import pytest
 from nbval.plugin import comment_markers
 
-from conftest import NOTEBOOKS, ROOT
 from course_kernel import KERNEL_NAME
+from helpers import NOTEBOOKS, ROOT
 
 
 def test_chapters_are_numbered_in_order():
@@ -71,3 +71,16 @@ def test_chapters_follow_the_skeleton(path):
     text = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
     for heading in ("目标", "自检", "练习", "小结"):
         assert heading in text, f"chapter skeleton misses {heading}"
+
+
+@pytest.mark.parametrize("name", ["03_data", "04_trainer", "05_script"])
+def test_main_path_comes_before_the_optional_sections(name):
+    """Optional sections are marked 选读 and the appendix comes last: a learner who stops at the
+    first one has read the whole main path, self-check and exercises included."""
+    notebook = nbformat.read(ROOT / "chapters" / f"{name}.ipynb", as_version=4)
+    headings = [line for c in notebook.cells if c.cell_type == "markdown"
+                for line in c.source.splitlines() if re.match(r"##\s", line)]
+    optional = [i for i, h in enumerate(headings) if "选读" in h or h.startswith("## 附录")]
+    main_path = [h for i, h in enumerate(headings) if i not in optional]
+    assert optional and any(h.startswith("## 附录") for h in headings)
+    assert any("小结" in h for h in main_path) and any("自检" in h for h in main_path)

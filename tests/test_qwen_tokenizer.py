@@ -2,7 +2,7 @@
 
 from transformers import AutoConfig
 
-from conftest import ASSETS
+from helpers import ASSETS
 
 
 def test_real_qwen_tokenizer_ids_and_defaults(qwen_tokenizer):

@@ -4,40 +4,40 @@ import json
 import logging
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 
+import pretrain
 import pytest
 from transformers import AutoModelForCausalLM
 
-from conftest import ROOT, losses, same_losses
+from helpers import losses, run_script, same_losses, start_script, train_in_process
+from llm_pretrain.data import lm_collator, load_corpus, prepare_lm_dataset, split_documents
+from llm_pretrain.model import build_model, load_tokenizer
+from llm_pretrain.paths import CORPUS_FILE, TINY_CONFIG_DIR, TOKENIZER_DIR
+from llm_pretrain.prepare import build_datasets
+from llm_pretrain.resume import is_complete_checkpoint, last_complete_checkpoint
 
-SCRIPT = ROOT / "code" / "pretrain.py"
 ARGS = ["--max_steps", "12", "--per_device_train_batch_size", "8", "--logging_steps", "1",
         "--save_steps", "3", "--save_total_limit", "3", "--eval_strategy", "no",
         "--warmup_steps", "2"]
 
 
-def command(out) -> list[str]:
-    return [sys.executable, str(SCRIPT), "--output_dir", str(out), *ARGS]
-
-
-def train_in_process(pretrain, out, *extra: str) -> None:
-    """The same command as `command(out)`, run through `pretrain.train` in this process."""
-    assert pretrain.train(["--output_dir", str(out), *ARGS, *extra])
+def train(out, *extra: str) -> None:
+    """The same command as `run_script("--output_dir", out, *ARGS)`, run in this process."""
+    assert train_in_process("--output_dir", out, *ARGS, *extra)
 
 
 def finish(out) -> str:
-    done = subprocess.run(command(out), capture_output=True, text=True, timeout=600)
+    done = run_script("--output_dir", out, *ARGS)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, pretrain):
+def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("full") / "run"
-    train_in_process(pretrain, out)
+    train(out)
     return out
 
 
@@ -48,8 +48,7 @@ def uninterrupted(finished_run):
 
 def kill_when(out, ready, delay: float = 0.0, extra: Sequence[str] = ()) -> None:
     """Start the run and SIGKILL it `delay` seconds after `ready(out)` holds."""
-    proc = subprocess.Popen(command(out) + list(extra), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = start_script("--output_dir", out, *ARGS, *extra, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not ready(out) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -63,9 +62,10 @@ def has(name):
     return lambda out: (out / name).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["early", "mid-epoch", "during a save", "after a save"])
 def test_killed_run_resumes_with_the_uninterrupted_losses(moment, uninterrupted, tmp_path,
-                                                          pretrain, caplog):
+                                                          caplog):
     out = tmp_path / "run"
     ready, delay = {
         "early": (lambda out: True, 4.0),  # while the model and the data are being prepared
@@ -78,16 +78,16 @@ def test_killed_run_resumes_with_the_uninterrupted_losses(moment, uninterrupted,
         newest = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
         (newest / "trainer_state.json").unlink(missing_ok=True)
     for checkpoint in out.glob("checkpoint-*"):  # every checkpoint counted as saved must load
-        if pretrain.is_complete_checkpoint(checkpoint):
+        if is_complete_checkpoint(checkpoint):
             AutoModelForCausalLM.from_pretrained(checkpoint)
-    with caplog.at_level(logging.WARNING, logger="pretrain"):
-        train_in_process(pretrain, out)
+    with caplog.at_level(logging.WARNING):
+        train(out)
     if moment == "during a save":
         assert "skipping incomplete checkpoint" in caplog.text
     assert same_losses(losses(out), uninterrupted)
 
 
-def test_complete_checkpoints_are_the_only_ones_resumed(tmp_path, pretrain):
+def test_complete_checkpoints_are_the_only_ones_resumed(tmp_path):
     for step, state in [(4, {"global_step": 4}), (8, None), (12, "truncated")]:
         folder = tmp_path / f"checkpoint-{step}"
         folder.mkdir()
@@ -96,12 +96,13 @@ def test_complete_checkpoints_are_the_only_ones_resumed(tmp_path, pretrain):
         elif state:
             (folder / "trainer_state.json").write_text(json.dumps(state))
     (tmp_path / "checkpoint-x").mkdir()
-    resume, skipped = pretrain.last_complete_checkpoint(tmp_path)
+    resume, skipped = last_complete_checkpoint(tmp_path)
     assert resume.name == "checkpoint-4"
     assert [p.name for p in skipped] == ["checkpoint-12", "checkpoint-8"]
-    assert pretrain.last_complete_checkpoint(tmp_path / "missing") == (None, [])
+    assert last_complete_checkpoint(tmp_path / "missing") == (None, [])
 
 
+@pytest.mark.slow
 def test_finished_run_rerun_changes_nothing(finished_run, uninterrupted):
     before = {p: p.read_bytes() for p in finished_run.rglob("*") if p.is_file()}
     assert "the run finished at checkpoint-12: nothing to do" in finish(finished_run)
@@ -109,38 +110,38 @@ def test_finished_run_rerun_changes_nothing(finished_run, uninterrupted):
     assert after == before and losses(finished_run) == uninterrupted
 
 
-def test_notebook_path_and_script_agree(tmp_path, pretrain):
+@pytest.mark.slow
+def test_notebook_path_and_script_agree(tmp_path):
     """Chapter 04's calls and the script's give the same first batch and the same losses."""
     import torch
     from transformers import Trainer, TrainingArguments, set_seed
 
     seed, steps = 42, 4
-    tokenizer = pretrain.load_tokenizer(pretrain.TOKENIZER_DIR)
-    train_docs, _ = pretrain.split_documents(pretrain.load_corpus([pretrain.CORPUS_FILE]), 5.0)
-    notebook_train, _ = pretrain.prepare_lm_dataset(train_docs, tokenizer, 128)
+    tokenizer = load_tokenizer(TOKENIZER_DIR)
+    train_docs, _ = split_documents(load_corpus([CORPUS_FILE]), 5.0)
+    notebook_train, _ = prepare_lm_dataset(train_docs, tokenizer, 128)
     set_seed(seed)
-    model = pretrain.build_model(config_name=pretrain.TINY_CONFIG_DIR, dtype=torch.float32)
+    model = build_model(config_name=TINY_CONFIG_DIR, dtype=torch.float32)
     args = TrainingArguments(output_dir=str(tmp_path / "nb"), per_device_train_batch_size=16,
                              learning_rate=1e-3, lr_scheduler_type="cosine", warmup_steps=2,
                              weight_decay=0.1, max_steps=steps, logging_steps=1, seed=seed,
                              use_cpu=True, report_to="none", save_strategy="no",
                              disable_tqdm=True)
     trainer = Trainer(model=model, args=args, train_dataset=notebook_train,
-                      processing_class=tokenizer, data_collator=pretrain.lm_collator)
+                      processing_class=tokenizer, data_collator=lm_collator)
     first_batch = next(iter(trainer.get_train_dataloader()))["input_ids"]
     trainer.train()
     notebook = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
 
     out = tmp_path / "script"
-    assert pretrain.train(["--output_dir", str(out), "--max_steps", str(steps), "--logging_steps",
-                           "1", "--warmup_steps", "2", "--eval_strategy", "no",
-                           "--save_strategy", "no"])
+    assert train_in_process("--output_dir", out, "--max_steps", steps, "--logging_steps", "1",
+                            "--warmup_steps", "2", "--eval_strategy", "no",
+                            "--save_strategy", "no")
     assert losses(out) == notebook
     script_args = pretrain.parse_args(["--output_dir", str(tmp_path / "x")])
-    train_ds, _, _ = pretrain.build_datasets(pretrain.load_corpus([pretrain.CORPUS_FILE]),
-                                             tokenizer, script_args[1], seed)
+    train_ds, _, _ = build_datasets(load_corpus([CORPUS_FILE]), tokenizer, script_args[1], seed)
     script_trainer = Trainer(model=model, args=args, train_dataset=train_ds,
-                             data_collator=pretrain.lm_collator)
+                             data_collator=lm_collator)
     script_batch = next(iter(script_trainer.get_train_dataloader()))["input_ids"]
     assert int(first_batch.sum()) == int(script_batch.sum())
     assert torch.equal(first_batch, script_batch)
@@ -149,12 +150,13 @@ def test_notebook_path_and_script_agree(tmp_path, pretrain):
 STREAM = ["--streaming", "true"]
 
 
-def test_streamed_corpus_resumes_exactly(tmp_path, pretrain):
+@pytest.mark.slow
+def test_streamed_corpus_resumes_exactly(tmp_path):
     """A stream has no random access: resume must re-find its position in the stream."""
     full, cut = tmp_path / "full", tmp_path / "cut"
     kill_when(cut, has("checkpoint-6/trainer_state.json"), extra=STREAM)
     for out in (full, cut):  # the uninterrupted run, then the rerun of the killed one
-        train_in_process(pretrain, out, *STREAM)
+        train(out, *STREAM)
     assert same_losses(losses(cut), losses(full))
     assert (cut / "checkpoint-6" / "dataloader_rank0.pt").is_file()  # the stream's position
     report = json.loads((full / "packing_report.json").read_text())

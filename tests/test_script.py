@@ -3,22 +3,13 @@
 torchrun, and both launchers across two hosts: tests/test_cluster.py."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT, SHORT, check_outputs
+from helpers import LAUNCHER, ROOT, SHORT, check_outputs, run_script
 
-SCRIPT = ROOT / "code" / "pretrain.py"
 # in the environment of the plain python run; neither may appear in its logs or files
 SECRETS = {"HF_TOKEN": "hf_s3cr3tT0k3nValue", "AWS_SECRET_ACCESS_KEY": "aws/s3cr3t+key"}
-
-
-def run(cmd: list[str], cwd=ROOT, **env) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, **env}, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +18,14 @@ def python_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tmpdir")
     # importing torch._dynamo makes torch's compile cache, by default under TMPDIR: not ours
     cache = tmp_path_factory.mktemp("torchinductor")
-    done = run([sys.executable, str(SCRIPT), "--output_dir", str(out), "--report_to",
-                "tensorboard", *SHORT], TMPDIR=str(tmp), TORCHINDUCTOR_CACHE_DIR=str(cache),
-               **SECRETS)
+    done = run_script("--output_dir", out, "--report_to", "tensorboard", *SHORT,
+                      env={"TMPDIR": str(tmp), "TORCHINDUCTOR_CACHE_DIR": str(cache), **SECRETS})
     assert done.returncode == 0, done.stderr[-3000:]
     assert not list(tmp.iterdir()), "no temporary files are left behind"
     return out, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_no_secret_from_the_environment_is_printed(python_run):
     out, log = python_run
     written = log + "".join(p.read_text(errors="ignore") for p in out.rglob("*")
@@ -43,12 +34,14 @@ def test_no_secret_from_the_environment_is_printed(python_run):
         assert value not in written
 
 
+@pytest.mark.slow
 def test_python_run_writes_model_metrics_report_and_curve(python_run):
     out, log = python_run
     check_outputs(out, log, world_size=1)
     assert list((out / "runs").rglob("events.out.tfevents.*")), "TensorBoard events"
 
 
+@pytest.mark.slow
 def test_saved_model_and_tokenizer_load_back(python_run):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -58,11 +51,12 @@ def test_saved_model_and_tokenizer_load_back(python_run):
     assert model.config.vocab_size == len(tokenizer) == 4096
 
 
-def test_deepspeed_launcher_two_cpu_processes_from_another_directory(tmp_path, monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # pretrain.sh picks the thread count
+@pytest.mark.slow
+def test_deepspeed_launcher_two_cpu_processes_from_another_directory(tmp_path):
     out = tmp_path / "run"
-    done = run(["bash", str(ROOT / "code" / "pretrain.sh"), "--output_dir", str(out), *SHORT],
-               cwd=tmp_path, MASTER_PORT="29562")
+    env = {"MASTER_PORT": "29562", "OMP_NUM_THREADS": None}  # pretrain.sh picks the threads
+    done = run_script("--output_dir", out, *SHORT, launcher=["bash"], script=LAUNCHER,
+                      cwd=tmp_path, env=env)
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-3000:]
     check_outputs(out, log, world_size=2)

@@ -1,15 +1,17 @@
 """Bad input: one `pretrain.py: error: ...` line, exit status 2, nothing on disk touched."""
 
 import json
-import os
 import re
-import subprocess
 import sys
 
 import nbformat
+import pretrain
 import pytest
+from transformers import TrainingArguments
 
-from conftest import ASSETS, ROOT
+from helpers import ASSETS, LAUNCHER, ROOT, SCRIPT, run_script
+from llm_pretrain.checks import ArgumentParser
+from llm_pretrain.data import keep_text_records
 
 CORPUS = ASSETS / "corpus" / "seq_monkey_sample.jsonl"
 # flags of the launchers and tools that appear on the same command lines
@@ -85,7 +87,7 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
-def test_bad_input_is_one_line_and_leaves_files_alone(case, tmp_path, pretrain, capsys):
+def test_bad_input_is_one_line_and_leaves_files_alone(case, tmp_path, capsys):
     make_args, expected = BAD_INPUTS[case]
     out = tmp_path / "out"
     write(out / "all_results.json", "results of an earlier run")
@@ -98,7 +100,7 @@ def test_bad_input_is_one_line_and_leaves_files_alone(case, tmp_path, pretrain, 
     assert sorted(p.name for p in out.iterdir()) == ["all_results.json"]
 
 
-def test_output_dir_with_foreign_files_is_refused(tmp_path, pretrain, capsys):
+def test_output_dir_with_foreign_files_is_refused(tmp_path, capsys):
     write(tmp_path / "notes.txt", "mine")
     with pytest.raises(SystemExit) as exit_info:
         pretrain.main(["--output_dir", str(tmp_path), "--max_steps", "1"])
@@ -107,9 +109,9 @@ def test_output_dir_with_foreign_files_is_refused(tmp_path, pretrain, capsys):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_error_from_a_real_process_has_no_traceback(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "code" / "pretrain.py"), "--train_files",
-                           str(tmp_path / "missing.jsonl")], capture_output=True, text=True)
+    done = run_script("--train_files", tmp_path / "missing.jsonl")
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
@@ -118,29 +120,27 @@ def test_error_from_a_real_process_has_no_traceback(tmp_path):
 
 def test_bad_process_count_for_the_launcher_is_one_line(tmp_path):
     out = tmp_path / "run"
-    env = {**os.environ, "NUM_PROCS": "two", "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
-    done = subprocess.run(["bash", str(ROOT / "code" / "pretrain.sh"), "--output_dir", str(out)],
-                          capture_output=True, text=True, env=env)
+    env = {"NUM_PROCS": "two", "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
+    done = run_script("--output_dir", out, launcher=["bash"], script=LAUNCHER, env=env)
     assert done.returncode == 2 and not out.exists()
     assert done.stderr.strip() == (
         "pretrain.sh: error: NUM_PROCS (or NUM_GPUS) must be a positive integer, got 'two'")
 
 
-def test_null_and_empty_texts_are_skipped_and_counted(tmp_path, pretrain):
+def test_null_and_empty_texts_are_skipped_and_counted(tmp_path):
     from datasets import load_dataset
 
     lines = [json.dumps({"text": t}) for t in [None, "", 7, "好"]]
     lines.append(CORPUS.read_text().splitlines()[0])
     raw = load_dataset("json", data_files=write(tmp_path / "mixed.jsonl", "\n".join(lines)),
                        split="train")
-    assert pretrain.keep_text_records(raw).num_rows == 2
+    assert keep_text_records(raw).num_rows == 2
 
 
 def documented_commands() -> str:
     """Every command line that shows a user how to call the script, and the notebooks' calls."""
-    texts = [(ROOT / "code" / "pretrain.sh").read_text(), (ROOT / "README.md").read_text(),
-             (ROOT / "assets" / "README.md").read_text(),
-             ast_docstring((ROOT / "code" / "pretrain.py").read_text())]
+    texts = [LAUNCHER.read_text(), (ROOT / "README.md").read_text(),
+             (ROOT / "assets" / "README.md").read_text(), ast_docstring(SCRIPT.read_text())]
     calls = []
     for nb_path in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")):
         for cell in nbformat.read(nb_path, as_version=4).cells:
@@ -160,9 +160,9 @@ def ast_docstring(source: str) -> str:
     return ast.get_docstring(ast.parse(source))
 
 
-def test_every_documented_flag_is_accepted_by_the_parser(pretrain):
-    parser = pretrain.ArgumentParser((pretrain.ModelArguments, pretrain.DataTrainingArguments,
-                                      pretrain.TrainingArguments))
+def test_every_documented_flag_is_accepted_by_the_parser():
+    parser = ArgumentParser((pretrain.ModelArguments, pretrain.DataTrainingArguments,
+                             TrainingArguments))
     known = {opt for action in parser._actions for opt in action.option_strings}
     used = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9_]+", documented_commands()))
     unknown = sorted(used - known - OTHER_FLAGS)
@@ -171,8 +171,8 @@ def test_every_documented_flag_is_accepted_by_the_parser(pretrain):
             "--block_size", "--preprocessing_num_workers", "--trust_remote_code"} <= known
 
 
-def test_docstring_example_parses(pretrain):
-    docstring = ast_docstring((ROOT / "code" / "pretrain.py").read_text())
+def test_docstring_example_parses():
+    docstring = ast_docstring(SCRIPT.read_text())
     example = docstring.split("pretrain.sh --config_name")[-1]
     argv = ["--config_name", *example.split("\n    sbatch")[0].replace("\\\n", " ").split()]
     argv[argv.index("--train_files") + 1] = str(CORPUS)
@@ -181,7 +181,7 @@ def test_docstring_example_parses(pretrain):
     assert training_args.bf16 and training_args.per_device_train_batch_size == 4
 
 
-def test_eval_batch_follows_the_training_micro_batch_unless_given(pretrain):
+def test_eval_batch_follows_the_training_micro_batch_unless_given():
     # at vocab 151,936 an eval batch of 16 next to a training micro-batch of 4 held 4x the logits
     _, _, args = pretrain.parse_args(["--per_device_train_batch_size", "4"])
     assert args.per_device_eval_batch_size == 4

@@ -185,8 +185,8 @@ def main() -> None:
     args = parser.parse_args()
     wanted = targets()
     generated = {target_path(t) for t in wanted}
-    orphans = [p for p in (CODE / PACKAGE).glob("*.py")
-               if p.name != "__init__.py" and p not in generated]
+    orphans = [p for p in (CODE / PACKAGE).glob("*.py")  # generated once, now exported by no cell
+               if p not in generated and p.read_text(encoding="utf-8").startswith(HEADER)]
     for target in wanted:
         path = target_path(target)
         text = render(target=target)

@@ -1,5 +1,8 @@
 """Self-checking exercises: `check("03.1", answer)` prints one line of feedback.
 
+Written by hand (not generated from the notebooks); the chapters import it as
+`from llm_pretrain.exercises import check`.
+
 Each exercise has its own small checker in `EXERCISES`. Expected values are computed from first
 principles (the published Qwen2.5-1.5B config, the bundled tokenizer and corpus) or with the
 functions of the course package `llm_pretrain`, never pasted in; every tolerance is written in
@@ -17,7 +20,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent  # the course root: assets/, chapters/, code/
+ROOT = Path(__file__).resolve().parents[2]  # the course root: assets/, chapters/, code/
 ASSETS = ROOT / "assets"
 NOT_ANSWERED = "✏️ 还没有作答：把你的答案赋给 answer，再运行这个单元格"
 
@@ -88,8 +91,16 @@ def is_close(value: float, target: float, rel: float = 0.0, abs_: float = 0.0) -
     return abs(value - target) <= max(abs_, rel * abs(target))
 
 
-def check_number(answer, expected: float, *, hint: str, rel: float = 0.0, abs_: float = 0.0,
-                 traps: tuple[tuple[float, str], ...] = (), unit_hint: str = "") -> None:
+def check_number(
+    answer,
+    expected: float,
+    *,
+    hint: str,
+    rel: float = 0.0,
+    abs_: float = 0.0,
+    traps: tuple[tuple[float, str], ...] = (),
+    unit_hint: str = "",
+) -> None:
     """Accept `answer` within the tolerance of `expected`; explain known mistakes (`traps`)."""
     value = as_number(answer)
     if is_close(value, expected, rel, abs_):
@@ -107,8 +118,9 @@ SEPARATORS = re.compile(r"[\s,，、;；/+&]+")
 
 def as_letters(answer, options: str) -> str:
     """Option letters from "b", " B ", "A, C", ["A", "C"]; a `Retry` for anything else."""
-    if isinstance(answer, list | tuple | set | frozenset) and all(isinstance(a, str)
-                                                                  for a in answer):
+    if isinstance(answer, list | tuple | set | frozenset) and all(
+        isinstance(a, str) for a in answer
+    ):
         answer = "".join(answer)
     if not isinstance(answer, str):
         raise Retry(f"这里要填选项的字母，写成带引号的字符串；你给的是 {type(answer).__name__}")
@@ -121,8 +133,7 @@ def as_letters(answer, options: str) -> str:
     return letters
 
 
-def check_choice(answer, correct: str, options: str, *, why_not: dict[str, str],
-                 hint: str) -> None:
+def check_choice(answer, correct: str, options: str, *, why_not: dict[str, str], hint: str) -> None:
     """Single choice: one letter, case and spaces ignored."""
     letters = set(as_letters(answer, options))
     if len(letters) > 1:
@@ -132,8 +143,9 @@ def check_choice(answer, correct: str, options: str, *, why_not: dict[str, str],
         raise Retry(why_not.get(letter, hint))
 
 
-def check_choices(answer, correct: set[str], options: str, *, why_not: dict[str, str],
-                  missing: str) -> None:
+def check_choices(
+    answer, correct: set[str], options: str, *, why_not: dict[str, str], missing: str
+) -> None:
     """Select all that apply: the chosen set must equal `correct`; order and separators free."""
     chosen = set(as_letters(answer, options))
     wrong = sorted(chosen - correct)
@@ -167,8 +179,9 @@ def qwen2_parameters(config: dict) -> int:
     return embedding + config["num_hidden_layers"] * layer + h + output
 
 
-def memory_gb(config: dict, seq_len: int, n_gpus: int, zero_stage: int,
-              checkpointing: bool = True) -> tuple[float, float]:
+def memory_gb(
+    config: dict, seq_len: int, n_gpus: int, zero_stage: int, checkpointing: bool = True
+) -> tuple[float, float]:
     """(model states, per sequence) GB per GPU of bf16 AdamW training, as chapter 1 estimates.
 
     Model states: 2 bytes of weights, 2 of gradients, 12 of optimizer state per parameter, ZeRO
@@ -181,9 +194,11 @@ def memory_gb(config: dict, seq_len: int, n_gpus: int, zero_stage: int,
     kv = h // config["num_attention_heads"] * config["num_key_value_heads"]
     per_layer = 6 * h + 2 * kv + 4 * i  # saved bf16 values per token per layer
     saved = h * layers + per_layer if checkpointing else per_layer * layers
-    states = (2 * n / (n_gpus if zero_stage >= 3 else 1)
-              + 2 * n / (n_gpus if zero_stage >= 2 else 1)
-              + 12 * n / (n_gpus if zero_stage >= 1 else 1))
+    states = (
+        2 * n / (n_gpus if zero_stage >= 3 else 1)
+        + 2 * n / (n_gpus if zero_stage >= 2 else 1)
+        + 12 * n / (n_gpus if zero_stage >= 1 else 1)
+    )
     per_sequence = 2 * seq_len * saved + 12 * seq_len * config["vocab_size"]
     return states / 1e9, per_sequence / 1e9
 
@@ -219,8 +234,10 @@ def corpus_token_counts() -> tuple[int, ...]:
 def packed_blocks(block_size: int, map_batch_size: int = 1000) -> int:
     """Blocks `prepare_lm_dataset` cuts: full blocks per map batch of documents."""
     counts = corpus_token_counts()
-    return sum(sum(counts[start:start + map_batch_size]) // block_size
-               for start in range(0, len(counts), map_batch_size))
+    return sum(
+        sum(counts[start : start + map_batch_size]) // block_size
+        for start in range(0, len(counts), map_batch_size)
+    )
 
 
 PARAMETER_UNITS = "要的是参数个数本身（例如 123_456_789），不是以百万或十亿为单位的数"
@@ -231,11 +248,17 @@ PARAMETER_UNITS = "要的是参数个数本身（例如 123_456_789），不是�
 
 @exercise("00.1")
 def random_loss_any_language(answer) -> str:
-    check_choice(answer, "B", "ABCD", hint="随机初始化的模型给每个词元的概率大约是多少？", why_not={
-        "A": "分词器只做字节级切分，不会翻译；想想模型本身此时知道些什么",
-        "C": "损失是每个词元交叉熵的平均值，与句子长短无关",
-        "D": "第 4 节用 `from_config` 构建模型：权重是随机的，没有加载任何训练结果",
-    })
+    check_choice(
+        answer,
+        "B",
+        "ABCD",
+        hint="随机初始化的模型给每个词元的概率大约是多少？",
+        why_not={
+            "A": "分词器只做字节级切分，不会翻译；想想模型本身此时知道些什么",
+            "C": "损失是每个词元交叉熵的平均值，与句子长短无关",
+            "D": "第 4 节用 `from_config` 构建模型：权重是随机的，没有加载任何训练结果",
+        },
+    )
     return "初始损失只取决于词表大小，与文本内容无关"
 
 
@@ -245,12 +268,17 @@ def unseen_word(answer) -> str:
     options = {"A": 1, "B": len(word), "C": len(word.encode())}  # whole word, chars, UTF-8 bytes
     count = count_tokens(word)
     correct = min(options, key=lambda letter: abs(options[letter] - count))  # the nearest
-    check_choice(answer, correct, "ABCD", hint="字节级 BPE 从哪里开始，又靠什么把字节合并起来？",
-                 why_not={  # hints for the wrong options
-        "A": "分词器的词表在训练分词器时就定死了，编码时不会再加新词",
-        "B": "只有在训练语料里见过、被合并过的汉字才会是一个词元；这五个字一次也没出现过",
-        "D": "字节级 BPE 的基本单位是 256 个字节，任何文本都能编码，没有 `<unk>`",
-    })
+    check_choice(
+        answer,
+        correct,
+        "ABCD",
+        hint="字节级 BPE 从哪里开始，又靠什么把字节合并起来？",
+        why_not={  # hints for the wrong options
+            "A": "分词器的词表在训练分词器时就定死了，编码时不会再加新词",
+            "B": "只有在训练语料里见过、被合并过的汉字才会是一个词元；这五个字一次也没出现过",
+            "D": "字节级 BPE 的基本单位是 256 个字节，任何文本都能编码，没有 `<unk>`",
+        },
+    )
     return "分词器只对与训练语料相似的文本高效；真实的 Qwen2.5 分词器把这五个字编成 3 个词元"
 
 
@@ -262,11 +290,20 @@ def mha_extra_parameters(answer) -> str:
     config = qwen_config()
     gqa = qwen2_parameters(config)
     mha = qwen2_parameters({**config, "num_key_value_heads": config["num_attention_heads"]})
-    check_number(answer, mha - gqa, rel=5e-3, unit_hint=PARAMETER_UNITS, hint=(  # 0.5 %: rounding
-        "每层只有 K、V 两个投影变宽；别忘了偏置，也别忘了乘以层数"),
-        traps=((mha, "要的是增加了多少，不是改动后的总量"),
-               ((mha - gqa) / 2, "K 和 V 两个投影都变宽了"),
-               ((mha - gqa) / config["num_hidden_layers"], "这是一层的增加量，模型有很多层")))
+    check_number(
+        answer,
+        mha - gqa,
+        rel=5e-3,
+        unit_hint=PARAMETER_UNITS,
+        hint=(  # 0.5 %: rounding
+            "每层只有 K、V 两个投影变宽；别忘了偏置，也别忘了乘以层数"
+        ),
+        traps=(
+            (mha, "要的是增加了多少，不是改动后的总量"),
+            ((mha - gqa) / 2, "K 和 V 两个投影都变宽了"),
+            ((mha - gqa) / config["num_hidden_layers"], "这是一层的增加量，模型有很多层"),
+        ),
+    )
     return "GQA 在这一项上省下了约 7% 的参数"
 
 
@@ -275,27 +312,45 @@ def max_micro_batch_80gb(answer) -> str:
     config = qwen_config()
     setup = dict(seq_len=2048, n_gpus=8, zero_stage=2)
     states, per_sequence = memory_gb(config, **setup)
-    check_number(answer, max_micro_batch(config, 80, **setup), hint=(  # a count: exact
-        "先分别算固定部分（权重 + 梯度 + 优化器，ZeRO-2 切到 8 卡）和每条序列的部分"
-        "（激活 + logits），再看 80 GB 放得下几条序列"), traps=(
-        (math.floor(80 / per_sequence), "别忘了权重、梯度和优化器状态这部分固定开销"),
-        (max_micro_batch(config, 80, **setup, checkpointing=False),
-         "题目打开了梯度检查点：每层只保存输入，激活小得多"),
-        (math.floor((80 - states) / (per_sequence - 8 * 2048 * config["vocab_size"] / 1e9)),
-         "logits 只算了一份：反向时同时有三份 fp32（每词元每词表项 12 字节）"),
-        (max_micro_batch(config, 80, **{**setup, "zero_stage": 0}),
-         "ZeRO-2 把梯度和优化器状态切到了 8 张卡上"),
-    ))
+    check_number(
+        answer,
+        max_micro_batch(config, 80, **setup),
+        hint=(  # a count: exact
+            "先分别算固定部分（权重 + 梯度 + 优化器，ZeRO-2 切到 8 卡）和每条序列的部分"
+            "（激活 + logits），再看 80 GB 放得下几条序列"
+        ),
+        traps=(
+            (math.floor(80 / per_sequence), "别忘了权重、梯度和优化器状态这部分固定开销"),
+            (
+                max_micro_batch(config, 80, **setup, checkpointing=False),
+                "题目打开了梯度检查点：每层只保存输入，激活小得多",
+            ),
+            (
+                math.floor((80 - states) / (per_sequence - 8 * 2048 * config["vocab_size"] / 1e9)),
+                "logits 只算了一份：反向时同时有三份 fp32（每词元每词表项 12 字节）",
+            ),
+            (
+                max_micro_batch(config, 80, **{**setup, "zero_stage": 0}),
+                "ZeRO-2 把梯度和优化器状态切到了 8 张卡上",
+            ),
+        ),
+    )
     return "实际训练还要给临时缓冲和显存碎片留余量"
 
 
 @exercise("01.3")
 def untied_parameters(answer) -> str:
     config = qwen_config()
-    check_number(answer, qwen2_parameters({**config, "tie_word_embeddings": False}),
-                 rel=5e-3, unit_hint=PARAMETER_UNITS, hint=(  # 0.5 %: rounding
-                     "不共享时多出一个独立的输出层：它的形状是什么？"),
-                 traps=((qwen2_parameters(config), "这是共享嵌入时的总量；不共享会多出什么？"),))
+    check_number(
+        answer,
+        qwen2_parameters({**config, "tie_word_embeddings": False}),
+        rel=5e-3,
+        unit_hint=PARAMETER_UNITS,
+        hint=(  # 0.5 %: rounding
+            "不共享时多出一个独立的输出层：它的形状是什么？"
+        ),
+        traps=((qwen2_parameters(config), "这是共享嵌入时的总量；不共享会多出什么？"),),
+    )
     return "共享嵌入为 1.5B 模型省下了一成多的参数"
 
 
@@ -304,31 +359,52 @@ def untied_parameters(answer) -> str:
 
 @exercise("02.1")
 def byte_level_pieces(answer) -> str:
-    check_choice(answer, "C", "ABCD", hint="想想字节级 BPE 的“字节”是怎么显示出来的", why_not={
-        "A": "文件编码若真坏了，`decode` 也还原不出汉字；可第 1 节里 decode(encode(text)) == text",
-        "B": "字节级 BPE 能编码任意文本，根本不需要 `<unk>`",
-        "D": "词元就是词表里的字符串，没有加密或哈希；看看 `decode` 的结果",
-    })
+    check_choice(
+        answer,
+        "C",
+        "ABCD",
+        hint="想想字节级 BPE 的“字节”是怎么显示出来的",
+        why_not={
+            "A": (
+                "文件编码若真坏了，`decode` 也还原不出汉字；"
+                "可第 1 节里 decode(encode(text)) == text"
+            ),
+            "B": "字节级 BPE 能编码任意文本，根本不需要 `<unk>`",
+            "D": "词元就是词表里的字符串，没有加密或哈希；看看 `decode` 的结果",
+        },
+    )
     return "`convert_ids_to_tokens` 显示的是字节的“替身字符”，`decode` 才拼回 UTF-8"
 
 
 @exercise("02.2")
 def loss_is_a_mean(answer) -> str:
-    check_choice(answer, "A", "ABCD", hint="损失是总和还是平均？随机模型会利用上下文吗？", why_not={
-        "B": "Hugging Face 模型返回的损失是每个词元的平均值，不是总和",
-        "C": "随机模型还没学会利用上下文，上下文长短对它没有区别",
-        "D": "填充位置的标签是 -100，本来就不计入损失",
-    })
+    check_choice(
+        answer,
+        "A",
+        "ABCD",
+        hint="损失是总和还是平均？随机模型会利用上下文吗？",
+        why_not={
+            "B": "Hugging Face 模型返回的损失是每个词元的平均值，不是总和",
+            "C": "随机模型还没学会利用上下文，上下文长短对它没有区别",
+            "D": "填充位置的标签是 -100，本来就不计入损失",
+        },
+    )
     return "逐词元平均的损失与序列长短无关"
 
 
 @exercise("02.3")
 def vocab_mismatch(answer) -> str:
-    check_choice(answer, "D", "ABCD", hint="嵌入层就是一张按 id 查行的表：表只有那么多行", why_not={
-        "A": "扩大嵌入要显式调用 `resize_token_embeddings`，没有人会替你做",
-        "B": "PyTorch 的嵌入查表不会取模：越界的 id 没有对应的行",
-        "C": "分词器和模型是分别加载的两个对象，分词器不知道模型的词表有多大",
-    })
+    check_choice(
+        answer,
+        "D",
+        "ABCD",
+        hint="嵌入层就是一张按 id 查行的表：表只有那么多行",
+        why_not={
+            "A": "扩大嵌入要显式调用 `resize_token_embeddings`，没有人会替你做",
+            "B": "PyTorch 的嵌入查表不会取模：越界的 id 没有对应的行",
+            "C": "分词器和模型是分别加载的两个对象，分词器不知道模型的词表有多大",
+        },
+    )
     return "所以第 5 章的脚本在训练前就检查 `len(tokenizer) <= vocab_size`"
 
 
@@ -338,33 +414,49 @@ def vocab_mismatch(answer) -> str:
 @exercise("03.1")
 def blocks_of_512(answer) -> str:
     blocks_128 = packed_blocks(128)
-    check_number(answer, packed_blocks(512), rel=0.01, hint=(  # 1 %: a careful estimate passes
-        "块长变为 4 倍，块数大约怎么变？每个 map 批次还会丢掉不满一块的尾巴"),
-        traps=((blocks_128, "块长变了，块数也会跟着变"),
-               (4 * blocks_128, "块变长了，同样多的词元切出的块应该更少")))
+    check_number(
+        answer,
+        packed_blocks(512),
+        rel=0.01,
+        hint=(  # 1 %: a careful estimate passes
+            "块长变为 4 倍，块数大约怎么变？每个 map 批次还会丢掉不满一块的尾巴"
+        ),
+        traps=(
+            (blocks_128, "块长变了，块数也会跟着变"),
+            (4 * blocks_128, "块变长了，同样多的词元切出的块应该更少"),
+        ),
+    )
     return "块越长，每批丢掉的尾巴也越长，不过仍不到 1%"
 
 
 @exercise("03.2")
 def asserts_without_eos(answer) -> str:
-    check_choices(answer, {"B", "D"}, "ABCDE",
-                  missing="还有一条也会失败：哪些断言依赖文档之间的分隔符？",
-                  why_not={
-                      "A": "去掉 EOS 只是词元变少，切块仍然只保留完整的块",
-                      "C": "两种切法吃进的是同一个词元流，有没有 EOS 都切得一样",
-                      "E": "`lm_collator` 把 `input_ids` 复制成 `labels`，与内容无关",
-                  })
+    check_choices(
+        answer,
+        {"B", "D"},
+        "ABCDE",
+        missing="还有一条也会失败：哪些断言依赖文档之间的分隔符？",
+        why_not={
+            "A": "去掉 EOS 只是词元变少，切块仍然只保留完整的块",
+            "C": "两种切法吃进的是同一个词元流，有没有 EOS 都切得一样",
+            "E": "`lm_collator` 把 `input_ids` 复制成 `labels`，与内容无关",
+        },
+    )
     return "EOS 是块里唯一的文档边界"
 
 
 @exercise("03.3")
 def documents_per_block(answer) -> str:
-    check_choices(answer, {"A", "D"}, "ABCD",
-                  missing="还有一种改动也会让它变大：想想文档长度与块长之比",
-                  why_not={
-                      "B": "文档远长于块时，大多数块都落在一篇文档内部，这个数趋近于 1",
-                      "C": "map 的批大小只决定每批丢掉的尾巴，不改变一个块里装几篇文档",
-                  })
+    check_choices(
+        answer,
+        {"A", "D"},
+        "ABCD",
+        missing="还有一种改动也会让它变大：想想文档长度与块长之比",
+        why_not={
+            "B": "文档远长于块时，大多数块都落在一篇文档内部，这个数趋近于 1",
+            "C": "map 的批大小只决定每批丢掉的尾巴，不改变一个块里装几篇文档",
+        },
+    )
     return "这个数大约是 1 + 块长 / 文档平均长度"
 
 
@@ -373,11 +465,17 @@ def documents_per_block(answer) -> str:
 
 @exercise("04.1")
 def gradient_accumulation(answer) -> str:
-    check_choice(answer, "D", "ABCD", hint="先算每个优化器步的词元数，再想浮点加法的顺序", why_not={
-        "A": "梯度累积：几个 micro-batch 的梯度加在一起，才更新一次参数",
-        "B": "每步的序列数：新设置的两个数相乘，和原来的比一比",
-        "C": "想想浮点数：(a + b) + c 与 a + (b + c) 总是逐位相等吗？",
-    })
+    check_choice(
+        answer,
+        "D",
+        "ABCD",
+        hint="先算每个优化器步的词元数，再想浮点加法的顺序",
+        why_not={
+            "A": "梯度累积：几个 micro-batch 的梯度加在一起，才更新一次参数",
+            "B": "每步的序列数：新设置的两个数相乘，和原来的比一比",
+            "C": "想想浮点数：(a + b) + c 与 a + (b + c) 总是逐位相等吗？",
+        },
+    )
     return "梯度累积用时间换显存，优化的目标不变"
 
 
@@ -388,34 +486,51 @@ def bits_per_byte(answer) -> str:
     from llm_pretrain.metrics import lm_metrics  # here: it pulls in torch and transformers
 
     expected = lm_metrics(loss, bytes_per_token)["bits_per_byte"]
-    check_number(answer, expected, abs_=0.005, hint=(  # 0.005: three decimals, rounded either way
-        "先把 nat 换算成 bit，再换算到每个字节；可以用 `lm_metrics` 验证"), traps=(
-        (loss / bytes_per_token, "损失的单位是 nat（自然对数），先换算成 bit"),
-        (loss / ln2, "这是每个词元的比特数，还要换算到每个字节"),
-        (loss / ln2 * bytes_per_token, "每个词元对应好几个字节：应该除以字节数，而不是乘"),
-        (math.exp(loss), "这是困惑度，不是每字节比特数"),
-    ))
+    check_number(
+        answer,
+        expected,
+        abs_=0.005,
+        hint=(  # 0.005: three decimals, rounded either way
+            "先把 nat 换算成 bit，再换算到每个字节；可以用 `lm_metrics` 验证"
+        ),
+        traps=(
+            (loss / bytes_per_token, "损失的单位是 nat（自然对数），先换算成 bit"),
+            (loss / ln2, "这是每个词元的比特数，还要换算到每个字节"),
+            (loss / ln2 * bytes_per_token, "每个词元对应好几个字节：应该除以字节数，而不是乘"),
+            (math.exp(loss), "这是困惑度，不是每字节比特数"),
+        ),
+    )
     return "每字节比特数与分词器无关，能比较词表不同的模型"
 
 
 @exercise("04.3")
 def resume_without_rng_state(answer) -> str:
-    check_choice(answer, "A", "ABCD", hint="想想恢复时哪些随机性真正影响损失", why_not={
-        "B": "数据顺序由什么决定？看看 Trainer（通过 accelerate）的采样器是怎么设种子的",
-        "C": "Trainer 找不到这个文件时只在日志里记一条信息，然后继续",
-        "D": "学习率调度器的位置保存在 `scheduler.pt` 里，它还在",
-    })
+    check_choice(
+        answer,
+        "A",
+        "ABCD",
+        hint="想想恢复时哪些随机性真正影响损失",
+        why_not={
+            "B": "数据顺序由什么决定？看看 Trainer（通过 accelerate）的采样器是怎么设种子的",
+            "C": "Trainer 找不到这个文件时只在日志里记一条信息，然后继续",
+            "D": "学习率调度器的位置保存在 `scheduler.pt` 里，它还在",
+        },
+    )
     return "有 dropout 的模型就不一样了"
 
 
 @exercise("04.4")
 def learning_rate_curves(answer) -> str:
-    check_choices(answer, {"B", "C", "E"}, "ABCDE",
-                  missing="还有说法与图相符：逐条核对每个说法，四条线都从头到尾看一遍",
-                  why_not={
-                      "A": "看 1e-1 那条线的前十几步：它一路都在下降吗？",
-                      "D": "比一比每条线往上回弹的幅度：学习率大的线回弹得更厉害",
-                  })
+    check_choices(
+        answer,
+        {"B", "C", "E"},
+        "ABCDE",
+        missing="还有说法与图相符：逐条核对每个说法，四条线都从头到尾看一遍",
+        why_not={
+            "A": "看 1e-1 那条线的前十几步：它一路都在下降吗？",
+            "D": "比一比每条线往上回弹的幅度：学习率大的线回弹得更厉害",
+        },
+    )
     return "学习率太小走不动，太大先冲高再回落；Adam 每步走多远由学习率定，梯度裁剪拦不住"
 
 
@@ -427,13 +542,21 @@ def accumulation_after_growing(answer) -> str:
     saved_world, micro_batch, accumulation, new_world = 2, 8, 4, 8
     per_step = saved_world * micro_batch * accumulation  # sequences per optimizer step, kept
     expected = per_step // (new_world * micro_batch)
-    check_number(answer, expected, hint=(  # a count: exact
-        "先算原来每个优化器步有多少条序列，续训时脚本让这个数保持不变"), traps=(
-        (accumulation, "照命令累积 4 次，8 卡每步的序列数就成了原来的 4 倍：脚本会让它变吗？"),
-        (accumulation * new_world // saved_world,
-         "卡多了，一轮 micro-batch 的序列数变多，累积该变少"),
-        (per_step, "这是每步的序列数；问的是梯度累积步数"),
-    ))
+    check_number(
+        answer,
+        expected,
+        hint=(  # a count: exact
+            "先算原来每个优化器步有多少条序列，续训时脚本让这个数保持不变"
+        ),
+        traps=(
+            (accumulation, "照命令累积 4 次，8 卡每步的序列数就成了原来的 4 倍：脚本会让它变吗？"),
+            (
+                accumulation * new_world // saved_world,
+                "卡多了，一轮 micro-batch 的序列数变多，累积该变少",
+            ),
+            (per_step, "这是每步的序列数；问的是梯度累积步数"),
+        ),
+    )
     return "每步仍是 64 条序列，Trainer 按步数找到的数据位置才对得上"
 
 
@@ -442,24 +565,37 @@ def zero3_model_states(answer) -> str:
     config = qwen_config()
     states, _ = memory_gb(config, seq_len=2048, n_gpus=8, zero_stage=3)
     n = qwen2_parameters(config)
-    check_number(answer, states, abs_=0.05, hint=(  # 0.05 GB: one decimal place
-        "ZeRO-3 下每个参数的权重、梯度、优化器状态都切到了所有卡上：每参数共多少字节？"), traps=(
-        (memory_gb(config, seq_len=2048, n_gpus=8, zero_stage=2)[0],
-         "这是 ZeRO-2 的数：ZeRO-3 还多切分了什么？"),
-        (states * 1e9 / 2**30, "课程里 1 GB = 1e9 字节（与第 1 章一致），不是 2**30"),
-        (16 * n / 1e9, "题目问的是 8 卡时每张卡的用量"),
-        (2 * n / 8 / 1e9, "要的是权重 + 梯度 + 优化器状态三项之和"),
-    ))
+    check_number(
+        answer,
+        states,
+        abs_=0.05,
+        hint=(  # 0.05 GB: one decimal place
+            "ZeRO-3 下每个参数的权重、梯度、优化器状态都切到了所有卡上：每参数共多少字节？"
+        ),
+        traps=(
+            (
+                memory_gb(config, seq_len=2048, n_gpus=8, zero_stage=2)[0],
+                "这是 ZeRO-2 的数：ZeRO-3 还多切分了什么？",
+            ),
+            (states * 1e9 / 2**30, "课程里 1 GB = 1e9 字节（与第 1 章一致），不是 2**30"),
+            (16 * n / 1e9, "题目问的是 8 卡时每张卡的用量"),
+            (2 * n / 8 / 1e9, "要的是权重 + 梯度 + 优化器状态三项之和"),
+        ),
+    )
     return "代价是前向、反向时要临时收集权重，通信更多"
 
 
 @exercise("05.3")
 def leftovers_in_output_dir(answer) -> str:
-    check_choices(answer, {"A", "E"}, "ABCDE",
-                  missing="还有一样也会被拒绝：把每个名字和 `OUTPUT_NAMES` 逐个对一遍",
-                  why_not={
-                      "B": "`runs/` 正是 `--report_to tensorboard` 写的，脚本认得它",
-                      "C": "缺 `trainer_state.json` 的检查点只是不完整：脚本跳过它并给出警告",
-                      "D": "`wandb/` 是 `--report_to wandb` 离线记录的目录，脚本认得它",
-                  })
+    check_choices(
+        answer,
+        {"A", "E"},
+        "ABCDE",
+        missing="还有一样也会被拒绝：把每个名字和 `OUTPUT_NAMES` 逐个对一遍",
+        why_not={
+            "B": "`runs/` 正是 `--report_to tensorboard` 写的，脚本认得它",
+            "C": "缺 `trainer_state.json` 的检查点只是不完整：脚本跳过它并给出警告",
+            "D": "`wandb/` 是 `--report_to wandb` 离线记录的目录，脚本认得它",
+        },
+    )
     return "脚本只认自己写的名字；坏输入换来一行错误和退出码 2，磁盘上的东西一个字节都不动"
