@@ -45,8 +45,8 @@ def run_json(script: Path, *args: str, env: dict | None = None) -> dict:
 
 def notebook_function(notebook: Path, name: str):
     """The function `name` as a code cell of `notebook` defines it: chapter 03's readable
-    `group_texts`, which is taught but not exported. The same as tools/export.py's (which
-    tests/test_packing.py uses), kept here so that no benchmark reaches into tools/."""
+    `group_texts`, which is taught but not exported (bench/data_prep.py and
+    tests/test_packing.py compare it with the exported packing)."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
     (source,) = [s for s in sources if f"def {name}(" in s]

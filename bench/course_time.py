@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import nbformat
+
 from common import ROOT, print_table
 
 TALK_RATE = 200  # Chinese characters a minute: explaining aloud, slower than reading

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import pyarrow.compute as pc
+
 from common import ROOT, make_corpus, notebook_function, print_table, run_json
 
 BENCH = Path(__file__).resolve().parent

@@ -38,8 +38,6 @@ BATCH = 16  # the script's default micro-batch
 
 def stream_worker(row: str, corpus: str) -> dict:
     """One preparation of `corpus` in this (fresh) process: seconds and tokens in blocks."""
-    from pretrain import DataTrainingArguments  # the script's data arguments and their defaults
-
     from llm_pretrain.data import (
         has_text,
         load_corpus,
@@ -50,6 +48,7 @@ def stream_worker(row: str, corpus: str) -> dict:
     from llm_pretrain.model import load_tokenizer
     from llm_pretrain.paths import TOKENIZER_DIR
     from llm_pretrain.prepare import build_datasets
+    from pretrain import DataTrainingArguments  # the script's data arguments and their defaults
 
     tokenizer = load_tokenizer(TOKENIZER_DIR)
     start = time.perf_counter()
@@ -76,13 +75,13 @@ def stream_worker(row: str, corpus: str) -> dict:
 def save_loader_state(corpus: str, fraction: float, path: str) -> dict:
     """The state of the script's training loader after `fraction` of the stream's batches."""
     import torch
-    from pretrain import DataTrainingArguments
     from torchdata.stateful_dataloader import StatefulDataLoader
 
     from llm_pretrain.data import lm_collator, load_train_data
     from llm_pretrain.model import load_tokenizer
     from llm_pretrain.paths import TOKENIZER_DIR
     from llm_pretrain.prepare import build_datasets
+    from pretrain import DataTrainingArguments
 
     tokenizer = load_tokenizer(TOKENIZER_DIR)
     data_args = DataTrainingArguments(train_files=[corpus], streaming=True)

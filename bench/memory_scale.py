@@ -25,13 +25,12 @@ from common import OFFLINE, ROOT, make_corpus, print_table
 
 
 def worker(corpus: str, streaming: bool) -> dict:
-    from pretrain import DataTrainingArguments  # the script's data arguments and their defaults
-
     from llm_pretrain.checks import expand_train_files
     from llm_pretrain.data import load_train_data
     from llm_pretrain.model import load_tokenizer
     from llm_pretrain.paths import TOKENIZER_DIR
     from llm_pretrain.prepare import build_datasets
+    from pretrain import DataTrainingArguments  # the script's data arguments and their defaults
 
     data_args = DataTrainingArguments(train_files=[corpus], streaming=streaming)
     tokenizer = load_tokenizer(TOKENIZER_DIR)

@@ -26,13 +26,13 @@ BATCH, BLOCK, SEED = 16, 128, 42
 
 def worker(kind: str, steps: int) -> dict:
     import torch
-    from pretrain import TRAINING_DEFAULTS  # the script's TrainingArguments defaults
     from transformers import Trainer, TrainingArguments, set_seed
 
     from llm_pretrain.data import lm_collator, load_corpus, prepare_lm_dataset
     from llm_pretrain.metrics import ThroughputCallback
     from llm_pretrain.model import build_model, load_tokenizer
     from llm_pretrain.paths import CORPUS_FILE, TINY_CONFIG_DIR, TOKENIZER_DIR
+    from pretrain import TRAINING_DEFAULTS  # the script's TrainingArguments defaults
 
     tokenizer = load_tokenizer(TOKENIZER_DIR)
     blocks, _ = prepare_lm_dataset(load_corpus([CORPUS_FILE]), tokenizer, BLOCK)

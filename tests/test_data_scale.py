@@ -4,10 +4,10 @@ every rank reads in its own part and resumes from its saved position."""
 import json
 import shutil
 
-import pretrain
 import pytest
 import torch
 
+import pretrain
 from helpers import (
     ROOT,
     SCRIPT,

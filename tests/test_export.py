@@ -6,10 +6,10 @@ import shutil
 import subprocess
 import sys
 
-import export  # tools/, on sys.path: `pythonpath` in pyproject.toml
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
+import export  # tools/, on sys.path: `pythonpath` in pyproject.toml
 from helpers import ROOT
 
 

@@ -6,9 +6,9 @@ import os
 import signal
 import time
 
-import pretrain
 import pytest
 
+import pretrain
 from helpers import ASSETS, losses, run_script, same_losses, start_script, train_in_process
 from llm_pretrain.checks import expand_train_files
 from llm_pretrain.data import keep_text_records, load_corpus

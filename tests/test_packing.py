@@ -2,10 +2,10 @@
 
 from types import SimpleNamespace
 
-import export  # tools/, on sys.path: `pythonpath` in pyproject.toml
 import pyarrow as pa
 import pytest
 
+from common import notebook_function  # bench/common.py: `pythonpath` in pyproject.toml
 from helpers import ROOT
 from llm_pretrain.data import (
     lm_collator,
@@ -23,7 +23,7 @@ from llm_pretrain.prepare import build_datasets
 @pytest.fixture(scope="module")
 def group_texts():
     """The teaching version, taken from the chapter 03 cell that defines it."""
-    return export.notebook_function(ROOT / "chapters" / "03_data.ipynb", "group_texts")
+    return notebook_function(ROOT / "chapters" / "03_data.ipynb", "group_texts")
 
 
 @pytest.mark.parametrize("block_size,batch_size", [(16, 7), (128, 1000), (509, 333)])

@@ -7,10 +7,10 @@ import subprocess
 import time
 from collections.abc import Sequence
 
-import pretrain
 import pytest
 from transformers import AutoModelForCausalLM
 
+import pretrain
 from helpers import losses, run_script, same_losses, start_script, train_in_process
 from llm_pretrain.data import lm_collator, load_corpus, prepare_lm_dataset, split_documents
 from llm_pretrain.model import build_model, load_tokenizer

@@ -5,10 +5,10 @@ import re
 import sys
 
 import nbformat
-import pretrain
 import pytest
 from transformers import TrainingArguments
 
+import pretrain
 from helpers import ASSETS, LAUNCHER, ROOT, SCRIPT, run_script
 from llm_pretrain.checks import ArgumentParser
 from llm_pretrain.data import keep_text_records

@@ -75,17 +75,6 @@ def targets(chapters: Path = CHAPTERS) -> list[str]:
     return sorted(found, key=lambda t: (t != SCRIPT, t))
 
 
-def notebook_function(notebook: Path, name: str):
-    """The function `name` as a code cell of `notebook` defines it: chapter 03's readable
-    `group_texts`, which is taught but not exported, for comparing it with the exported one."""
-    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
-    (source,) = [s for s in sources if f"def {name}(" in s]
-    namespace = {}
-    exec(source, namespace)
-    return namespace[name]
-
-
 def split_cell(source: str) -> tuple[str | None, list[ast.stmt], str]:
     """Split a cell into (module docstring, top-level import statements, the rest)."""
     tree = ast.parse(source)
