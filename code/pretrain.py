@@ -293,8 +293,8 @@ def save_results(trainer: Trainer, result, eval_ds, tokenizer, report: dict, tit
         out = Path(trainer.args.output_dir)
         (out / "packing_report.json").write_text(json.dumps(report, indent=2) + "\n")
         plot_loss_curve(trainer.state.log_history, out / "loss_curve.png", title=title)
-        loss = metrics.get("eval_loss", float("nan"))
-        logger.info(f"eval loss {loss:.4f}; model, metrics and loss_curve.png are in {out}")
+        evaluated = f"eval loss {metrics['eval_loss']:.4f}; " if "eval_loss" in metrics else ""
+        logger.info(f"{evaluated}model, metrics and loss_curve.png are in {out}")
     return metrics
 
 
