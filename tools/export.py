@@ -16,7 +16,9 @@ names. The result is formatted with `ruff format`, as `make lint` checks it.
 
 import argparse
 import ast
+import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -138,10 +140,21 @@ def import_block(nodes: list[ast.stmt]) -> str:
     return "\n\n".join("\n".join(group) for group in groups if group)
 
 
+def ruff_command() -> list[str]:
+    """The ruff of this interpreter, else of the course's .venv, else the first on PATH."""
+    if importlib.util.find_spec("ruff") is not None:
+        return [sys.executable, "-m", "ruff"]
+    for candidate in (ROOT / ".venv" / "bin" / "ruff", shutil.which("ruff")):
+        if candidate and Path(candidate).is_file():
+            return [str(candidate)]
+    sys.exit("tools/export.py needs ruff to format the code: run `make setup`, or use "
+             ".venv/bin/python tools/export.py")
+
+
 def ruff_format(text: str, name: str) -> str:
     """`text` as `ruff format` writes it (the project's settings in pyproject.toml)."""
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", name, "-"],
+        [*ruff_command(), "format", "--stdin-filename", name, "-"],
         input=text, capture_output=True, text=True, cwd=ROOT,
     )
     if result.returncode != 0:
