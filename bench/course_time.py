@@ -7,7 +7,7 @@ Runs in a throw-away copy of the working tree, so the committed notebook outputs
 are: each chapter, then each solution notebook, is executed top to bottom in a fresh kernel
 (tools/execute.py, from an empty chapters/runs), then the whole test command (`python -m pytest`,
 notebooks included) runs once in the same copy, so every notebook also runs a second time there.
-Goals: the six chapters <= 5 minutes together, the test command <= 10 minutes.
+Goals: the seven chapters (00-06) <= 5 minutes together, the test command <= 10 minutes.
 
 For the teacher's plan (TEACHING.md), each chapter's row also counts the Chinese characters of
 its prose, outside the exercises: in the core sections and in those whose heading says 选读

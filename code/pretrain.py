@@ -41,7 +41,7 @@ from llm_pretrain.metrics import (
 )
 from llm_pretrain.model import load_checked_tokenizer, load_model_and_tokenizer
 from llm_pretrain.paths import CORPUS_FILE, TINY_CONFIG_DIR, TOKENIZER_DIR
-from llm_pretrain.prepare import build_datasets, load_tokenized, preprocessing_first
+from llm_pretrain.prepare import StreamTrainer, build_datasets, load_tokenized, preprocessing_first
 from llm_pretrain.resume import (
     StopOnSigterm,
     StreamPosition,
@@ -251,7 +251,8 @@ def train(model_args, data_args, training_args) -> dict | None:
 
     stopper = StopOnSigterm()  # a SIGTERM ends the run with one checkpoint all ranks agree on
     callbacks = [stopper, StreamPosition(resume)] if data_args.streaming else [stopper]
-    trainer = Trainer(
+    trainer_class = StreamTrainer if data_args.streaming else Trainer  # streams: no short step
+    trainer = trainer_class(
         model=model,
         args=training_args,
         train_dataset=train_ds,

@@ -113,9 +113,9 @@ def test_packing_picture_and_explorer(doc_lengths, capsys):
 
 
 def test_lr_curves_show_the_warmuplr_trap():
-    curves = classroom.lr_curves(total_steps=263, warmup_steps=20, peak_lr=1e-3)
+    curves = classroom.lr_curves(total_steps=262, warmup_steps=20, peak_lr=1e-3)
     trainer, deepspeed = curves["Trainer cosine"], curves["DeepSpeed WarmupLR"]
-    assert len(trainer) == len(deepspeed) == 263
+    assert len(trainer) == len(deepspeed) == 262
     assert trainer[10] == pytest.approx(1e-3 * 10 / 20)  # linear warm-up
     assert deepspeed[10] == pytest.approx(1e-3 * math.log(10) / math.log(20))  # log warm-up
     assert trainer[20] == deepspeed[20] == pytest.approx(1e-3)

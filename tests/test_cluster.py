@@ -12,11 +12,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
+import torch
 
 from helpers import (
     LAUNCHER,
@@ -31,28 +31,49 @@ from helpers import (
     same_losses,
     start_script,
 )
-from llm_pretrain.resume import last_complete_checkpoint, saved_world_size
+from llm_pretrain.resume import is_complete_checkpoint, last_complete_checkpoint, saved_world_size
 
 pytestmark = pytest.mark.slow  # every test here launches several processes
 PORT = 29581  # the rendezvous port inside the namespaces (each has its own port space)
 ETC_NETNS = Path("/etc/netns")
-# Stand-ins for Slurm's commands: `scontrol show hostnames` names the hosts, `srun` runs its
-# command once on each simulated host with that node's SLURM_NODEID, as one task per node does.
+# Stand-ins for Slurm's commands. `scontrol show hostnames` names the hosts and `scontrol requeue`
+# is recorded; `srun` starts SLURM_NTASKS_PER_NODE tasks on each simulated host with the task
+# variables slurmstepd sets, forwards a SIGTERM to them and waits for all, as srun does.
 FAKE_SCONTROL = """#!/usr/bin/env bash
-printf '%s\\n' $SIMULATED_HOSTS | cut -d: -f1
+case "$1" in
+  show) printf '%s\\n' $SIMULATED_HOSTS | cut -d: -f1 ;;
+  requeue) echo "requeue $2" >> "$SIMULATED_LOGS/scontrol.txt" ;;
+esac
 """
 FAKE_SRUN = """#!/usr/bin/env bash
 while [[ "$1" == -* ]]; do shift; done
-node=0
-for host in $SIMULATED_HOSTS; do
-  SLURM_NODEID=$node GLOO_SOCKET_IFNAME=${host#*:} ip netns exec "${host%%:*}" "$@" \\
-    > "$SIMULATED_LOGS/node$node.log" 2>&1 &
-  node=$((node + 1))
+env > "$SIMULATED_LOGS/srun.env"
+printf '%s\\n' "$@" > "$SIMULATED_LOGS/srun.args"
+per_node=${SLURM_NTASKS_PER_NODE:-1}
+hosts=($SIMULATED_HOSTS)
+tasks=()
+for node in "${!hosts[@]}"; do
+  host=${hosts[$node]}
+  for (( local = 0; local < per_node; local++ )); do
+    SLURM_NODEID=$node SLURM_LOCALID=$local SLURM_PROCID=$(( node * per_node + local )) \\
+      SLURM_NTASKS=$(( ${#hosts[@]} * per_node )) GLOO_SOCKET_IFNAME=${host#*:} \\
+      ip netns exec "${host%%:*}" "$@" &
+    tasks+=($!)
+  done
 done
+trap 'kill -TERM "${tasks[@]}" 2> /dev/null' TERM
 status=0
-for job in $(jobs -p); do wait "$job" || status=$?; done
+for task in "${tasks[@]}"; do
+  until wait "$task"; s=$?; ! kill -0 "$task" 2> /dev/null; do :; done
+  (( s > status )) && status=$s
+done
 exit $status
 """
+SLURM = ROOT / "code" / "pretrain.slurm"
+STEPD = (sys.executable, str(ROOT / "tests" / "stepd.py"))  # a job step, as slurmstepd runs it
+# pretrain.sh's per-node mode (one command per node), here for a job of one node
+PER_NODE = {"NNODES": "1", "NODE_RANK": "0", "MASTER_ADDR": "127.0.0.1"}
+SLOW_SAVE = {"PYTHONPATH": str(ROOT / "tests" / "faults"), "SLOW_SAVE_SECONDS": "40"}
 
 
 def sh(*cmd: str) -> None:
@@ -115,24 +136,30 @@ def torchrun_two_hosts(hosts, tmp_path_factory):
     return out, done
 
 
-@pytest.fixture(scope="module")
-def slurm_two_hosts(hosts, tmp_path_factory):
-    """code/pretrain.slurm as sbatch runs it, on two hosts with one process each."""
-    out = tmp_path_factory.mktemp("slurm") / "run"
-    bin_dir = out.parent / "bin"
+def slurm_job(hosts, folder: Path) -> tuple[list[str], dict]:
+    """The command (under a stand-in slurmstepd) and environment of `sbatch code/pretrain.slurm`
+    on the two simulated hosts, one task per host; the stand-ins record into `folder`."""
+    bin_dir = folder / "bin"
     bin_dir.mkdir()
     for name, text in (("scontrol", FAKE_SCONTROL), ("srun", FAKE_SRUN)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHON": sys.executable,
            "SIMULATED_HOSTS": " ".join(f"{ns}:{device}" for ns, _, device in hosts),
-           "SIMULATED_LOGS": str(out.parent), "SLURM_JOB_NODELIST": f"{hosts[0][0][:-2]}-[a-b]",
-           "SLURM_JOB_NUM_NODES": "2", "SLURM_SUBMIT_DIR": str(ROOT), "MASTER_PORT": str(PORT),
-           "NUM_PROCS": "1", "OMP_NUM_THREADS": "1"}
-    done = run_script("--output_dir", out, *SHORT, launcher=["bash"],
-                      script=ROOT / "code" / "pretrain.slurm", cwd=out.parent, env=env)
-    logs = [(out.parent / f"node{n}.log").read_text() for n in range(2)]
-    return out, done, logs
+           "SIMULATED_LOGS": str(folder), "SLURM_JOB_NODELIST": f"{hosts[0][0][:-2]}-[a-b]",
+           "SLURM_JOB_ID": str(PORT - 20000), "SLURM_CPUS_PER_TASK": "1",
+           "SLURM_SUBMIT_DIR": str(ROOT), "OMP_NUM_THREADS": "1", "MASTER_PORT": None,
+           "HF_TOKEN": "hf_secret_not_for_command_lines"}
+    return [*STEPD, "bash"], env
+
+
+@pytest.fixture(scope="module")
+def slurm_two_hosts(hosts, tmp_path_factory):
+    """code/pretrain.slurm as sbatch runs it, on two hosts with one task (one rank) each."""
+    out = tmp_path_factory.mktemp("slurm") / "run"
+    launcher, env = slurm_job(hosts, out.parent)
+    done = run_script("--output_dir", out, *SHORT, launcher=launcher, script=SLURM, env=env)
+    return out, done
 
 
 def test_torchrun_on_two_hosts_is_one_job(torchrun_two_hosts):
@@ -144,15 +171,22 @@ def test_torchrun_on_two_hosts_is_one_job(torchrun_two_hosts):
     assert events and len({p.name.split(".")[-2] for p in events}) == 1, "rank 0 logs alone"
 
 
-def test_pretrain_slurm_runs_pretrain_sh_per_node_on_two_hosts(slurm_two_hosts, hosts):
-    out, done, logs = slurm_two_hosts
-    assert done.returncode == 0, done.stderr[-2000:] + "".join(log[-2000:] for log in logs)
-    check_outputs(out, "".join(logs), world_size=2)
+def test_pretrain_slurm_runs_one_task_per_rank_on_two_hosts(slurm_two_hosts, hosts):
+    out, done = slurm_two_hosts
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-3000:]
+    check_outputs(out, log, world_size=2)
     assert (out / "checkpoint-8" / "global_step8").is_dir(), "a DeepSpeed (ZeRO) checkpoint"
     # the optimizer state is split between the two ranks, one on each host
     assert len(list((out / "checkpoint-8" / "global_step8").glob("*optim_states.pt"))) == 2
-    for rank, log in enumerate(logs):  # DeepSpeed's per-node (--no_ssh) launch, node 0's name
-        assert f"--master_addr={hosts[0][0]} --master_port={PORT} --node_rank={rank}" in log
+    srun_env = (out.parent / "srun.env").read_text().splitlines()
+    for setting in (f"MASTER_PORT={PORT}",  # derived from the job id
+                    "SRUN_CPUS_PER_TASK=1", f"MASTER_ADDR={hosts[0][0]}"):
+        assert setting in srun_env, setting
+    task_command = (out.parent / "srun.args").read_text()
+    assert "pretrain.py" in task_command and "deepspeed.launcher" not in task_command
+    assert "hf_secret" not in task_command, "secrets travel in the environment only"
+    assert not (out.parent / "scontrol.txt").exists(), "a job that finished is not requeued"
 
 
 def test_output_folders_that_are_not_shared_stop_the_job_in_one_line(hosts, torchrun_two_hosts,
@@ -189,48 +223,53 @@ def test_hostfile_launch_forwards_the_job_environment_to_every_node(tmp_path):
            "WANDB_MODE": "offline", "WANDB_PROJECT": "pretrain", "TOKENIZERS_PARALLELISM": "false"}
     done = run_script("--output_dir", "out", launcher=["bash"], script=LAUNCHER, cwd=tmp_path,
                       timeout=120, env={**job, "HOSTFILE": "hostfile", "NUM_PROCS": "1",
-                                        "TMPDIR": str(tmp),
+                                        "TMPDIR": str(tmp), "HF_TOKEN": "hf_secret",
+                                        "WANDB_API_KEY": "secret",
                                         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
     assert done.returncode == 0, done.stderr[-3000:]
     command = (tmp_path / "pdsh.txt").read_text()
     assert "-w\nnode-a,node-b\n" in command
     for name, value in {**job, "MY_CLUSTER_SETTING": "1", "HF_HUB_OFFLINE": "1"}.items():
         assert f"export {name}={value};" in command, name
+    assert "secret" not in command, "tokens are not put on the pdsh command line"
     assert not list(tmp.iterdir()), "the generated env file is not left behind"
-
-
-def rank_processes(launched: subprocess.Popen) -> list[psutil.Process]:
-    """The processes that run pretrain.py: the launched one itself or a launcher's children."""
-    found = []
-    launched = psutil.Process(launched.pid)
-    for process in (launched, *launched.children(recursive=True)):
-        cmdline = " ".join(process.cmdline())
-        launcher = "deepspeed.launcher" in cmdline or "torch.distributed.run" in cmdline
-        if str(SCRIPT) in cmdline and not launcher:
-            found.append(process)
-    return found
 
 
 # How a job is launched: (the launcher's command line, the script it starts)
 Launch = tuple[list[str], Path]
 
 
-def sigterm_every_rank(launch: Launch, args: list, env: dict, ranks: int = 2) -> tuple[int, str]:
-    """Start a run, SIGTERM each of its ranks once training runs, return (status, log)."""
+def preempt(launch: Launch, args: list, env: dict, only=None) -> tuple[int, str]:
+    """Start a job step as a scheduler runs it (under `stepd`) and, once it trains, SIGTERM every
+    process of the step, launchers included; whatever is left when the task leader exits is
+    killed. With `only`, signal just the step's processes whose command line it accepts instead
+    (Slurm's `--signal` reaches the tasks of the job steps, not the batch shell). Returns the
+    step's (status, log)."""
     launcher, script = launch
-    proc = start_script(*args, launcher=launcher, script=script, env=env)
+    proc = start_script(*args, launcher=[*STEPD, *launcher], script=script, env=env)
     log = []
     for line in proc.stdout:  # wait until the ranks train
         log.append(line)
         if "'loss'" in line:
             break
-    found = rank_processes(proc)
-    assert len(found) == ranks, log[-20:]
-    for rank in found:  # at slightly different moments, as a scheduler's signals arrive
-        rank.send_signal(signal.SIGTERM)
-        time.sleep(0.2)
+    if only is None:
+        proc.send_signal(signal.SIGTERM)
+    else:
+        for process in psutil.Process(proc.pid).children(recursive=True):
+            if only(process.cmdline()):
+                process.send_signal(signal.SIGTERM)
     log.append(proc.stdout.read())
-    return proc.wait(timeout=300), "".join(log)
+    return proc.wait(timeout=TIMEOUT), "".join(log)
+
+
+def one_stop(log: str, out: Path) -> Path:
+    """The checkpoint a preempted run saved: all ranks stopped at one step, rank 0 said so."""
+    stops = re.findall(r"stopped at step (\d+) on SIGTERM", log)
+    assert len(stops) == 1, log[-3000:]
+    newest, _ = last_complete_checkpoint(out)
+    assert newest is not None and newest.name == f"checkpoint-{stops[0]}", log[-3000:]
+    assert not (out / "all_results.json").exists(), "a stopped run is not reported as finished"
+    return newest
 
 
 def refuse_and_change_nothing(two: Launch, args: list, env: dict, out: Path, stop: str) -> None:
@@ -244,36 +283,32 @@ def refuse_and_change_nothing(two: Launch, args: list, env: dict, out: Path, sto
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
 
 
-def stop_shrink_grow(two: Launch, one: Launch, out: Path, env: dict,
+def stop_shrink_grow(two: Launch, one: Launch, out: Path, env: dict, extra: tuple = (),
                      check_refusal: bool = False) -> tuple[int, str]:
     """A preempted job that comes back smaller, then at full size: world size 2 -> 1 -> 2.
 
-    `two` (2 processes) trains from scratch until every rank gets a SIGTERM: all stop at one
-    step, save one checkpoint and exit 143. With `check_refusal`, the same command with a
-    micro-batch that cannot make that checkpoint's step size refuses in one line and changes no
-    file (`keep_step_size` refuses before any launcher-specific step, such as DeepSpeed's
-    universal conversion, so the DeepSpeed flow alone checks it). `one` (1 process) continues
-    until its own SIGTERM, `two` runs to the planned step 8. Returns the status and log of the
-    first, preempted run.
+    `two` (2 processes) trains from scratch until the scheduler preempts it, signalling every
+    process of the step: all ranks stop at one step, save one checkpoint and exit 143. With
+    `check_refusal`, the same command with a micro-batch that cannot make that checkpoint's step
+    size refuses in one line and changes no file (`keep_step_size` refuses before any
+    launcher-specific step, such as DeepSpeed's universal conversion, so the DeepSpeed flow alone
+    checks it). `one` (1 process) continues until its own preemption, `two` runs to the planned
+    step 8 (`extra`: more arguments). Returns the status and log of the first, preempted run.
     """
-    args = ["--output_dir", str(out), *SHORT]
+    args = ["--output_dir", str(out), *SHORT, *extra]
     env = {"OMP_NUM_THREADS": "1", **env}  # the threads of the reference runs
-    status_two, log_two = sigterm_every_rank(two, args, env)
-    stops = re.findall(r"stopped at step (\d+) on SIGTERM", log_two)
-    assert len(stops) == 1, log_two[-3000:]  # all ranks stop, rank 0 says so
-    first_stop = f"checkpoint-{stops[0]}"
-    newest, _ = last_complete_checkpoint(out)
-    assert newest.name == first_stop and 1 <= int(stops[0]) < 8
-    assert not (out / "all_results.json").exists(), "a stopped run is not reported as finished"
+    status_two, log_two = preempt(two, args, env)
+    first_stop = one_stop(log_two, out).name
+    assert 1 <= int(first_stop[11:]) < 8
     if check_refusal:
         refuse_and_change_nothing(two, args, env, out, first_stop)
 
-    status_one, log_one = sigterm_every_rank(one, args, env, ranks=1)
+    status_one, log_one = preempt(one, args, env)
     assert status_one == 143, log_one[-3000:]
     assert (f"{first_stop} was saved by 2 process(es), this run has 1: gradient accumulation "
             "1 -> 2 keeps 8 sequences per optimizer step") in log_one
     second_stop, _ = last_complete_checkpoint(out)
-    assert int(stops[0]) < int(second_stop.name[11:]) < 8, "the 1-process run trained and stopped"
+    assert int(first_stop[11:]) < int(second_stop.name[11:]) < 8, "the 1 process trained, stopped"
     on_one = json.loads((second_stop / "trainer_state.json").read_text())
     assert on_one["num_input_tokens_seen"] == on_one["global_step"] * 8 * 128  # each token once
     assert saved_world_size(second_stop) == 1
@@ -290,17 +325,22 @@ def stop_shrink_grow(two: Launch, one: Launch, out: Path, env: dict,
 def test_preempted_job_shrinks_and_grows_under_torchrun(torchrun_two_hosts, tmp_path):
     reference, out = torchrun_two_hosts[0], tmp_path / "run"
     status, log = stop_shrink_grow(
-        ([*TORCHRUN, "--nproc_per_node", "2", "--master_port", "29582"], SCRIPT),
-        ([sys.executable, "-u"], SCRIPT), out, {})
+        ([*TORCHRUN, "--shutdown-timeout", "300", "--nproc_per_node", "2",
+          "--master_port", "29582"], SCRIPT), ([sys.executable, "-u"], SCRIPT), out, {})
     assert status == 1 and "exitcode  : 143" in log, log[-3000:]  # torchrun reports 143 as 1
     assert same_losses(losses(out), losses(reference))
 
 
-def test_preempted_job_shrinks_and_grows_under_the_deepspeed_launcher(slurm_two_hosts, tmp_path):
+def test_preempted_bf16_deepspeed_job_shrinks_and_grows_under_pretrain_sh(slurm_two_hosts,
+                                                                         tmp_path):
+    """Per-node pretrain.sh (its torchrun in the signal path), DeepSpeed ZeRO-2 in bf16 with fp32
+    gradient accumulation: 2 -> 1 -> 2 processes, each step's tokens counted once."""
     reference, out = slurm_two_hosts[0], tmp_path / "run"
     status, log = stop_shrink_grow((["bash"], LAUNCHER), (["env", "NUM_PROCS=1", "bash"], LAUNCHER),
-                                   out, {"MASTER_PORT": "29583"}, check_refusal=True)
-    assert status == 143, log[-3000:]
+                                   out, {**PER_NODE, "MASTER_PORT": "29583"},
+                                   extra=("--bf16", "true"), check_refusal=True)
+    assert status == 143, log[-3000:]  # llm_pretrain.launch exits with its ranks' status
+    assert re.search(r"stepd: SIGTERM to \d+ processes: .*llm_pretrain\.launch", log)
     # the 2-process run loaded the 1-process checkpoint through DeepSpeed's universal form (the
     # first change of world size did too; --save_total_limit 2 has deleted that checkpoint)
     saved_by_one = [c for c in out.glob("checkpoint-*") if saved_world_size(c) == 1]
@@ -308,4 +348,88 @@ def test_preempted_job_shrinks_and_grows_under_the_deepspeed_launcher(slurm_two_
     for checkpoint in saved_by_one:
         step = checkpoint.name.split("-")[1]
         assert (checkpoint / "latest_universal").read_text() == f"global_step{step}_universal"
+    final = sorted(out.glob("checkpoint-*/global_step*/mp_rank_00_model_states.pt"))[-1]
+    weights = torch.load(final, weights_only=False)["module"]
+    assert {t.dtype for t in weights.values()} == {torch.bfloat16}, "DeepSpeed trains in bf16"
+    bf16, fp32 = losses(out), losses(reference)
+    assert [s for s, _ in bf16] == [s for s, _ in fp32] == list(range(1, 9))
+    assert max(abs(a - b) for (_, a), (_, b) in zip(bf16, fp32, strict=True)) < 0.1, (bf16, fp32)
+
+
+def test_preemption_waits_for_a_save_longer_than_30_seconds(slurm_two_hosts, tmp_path):
+    """Each rank's first write takes 40 s (a busy network filesystem): a launcher that kills 30 s
+    after the signal (torchrun's default, DeepSpeed's launcher) would leave half a checkpoint."""
+    reference, out = slurm_two_hosts[0], tmp_path / "run"
+    args = ["--output_dir", str(out), *SHORT]
+    env = {**PER_NODE, "MASTER_PORT": "29584", "OMP_NUM_THREADS": "1"}
+    status, log = preempt((["bash"], LAUNCHER), args, {**env, **SLOW_SAVE})
+    assert status == 143, log[-3000:]
+    assert is_complete_checkpoint(one_stop(log, out))
+    done = run_script(*args, launcher=["bash"], script=LAUNCHER, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
     assert same_losses(losses(out), losses(reference))
+
+
+def test_slurm_requeues_at_the_time_limit_not_after_scancel(hosts, slurm_two_hosts, tmp_path):
+    """--signal=TERM@300 reaches the tasks of the step: the ranks save and the batch shell requeues
+    the job. A preemption or `scancel` signals every process of the job, the batch shell too: the
+    ranks save, and the script does not requeue. The requeued job finishes with the same losses."""
+    reference, out = slurm_two_hosts[0], tmp_path / "run"
+    launcher, env = slurm_job(hosts, tmp_path)
+    args = ["--output_dir", str(out), *SHORT]
+    requeued = tmp_path / "scontrol.txt"
+
+    status, log = preempt((launcher, SLURM), args, env,
+                          only=lambda cmd: len(cmd) > 1 and cmd[1].endswith("pretrain.py"))
+    assert status == 143, log[-3000:]
+    one_stop(log, out)
+    assert requeued.read_text() == f"requeue {PORT - 20000}\n"
+
+    status, log = preempt((launcher, SLURM), args, env)
+    assert status == 143 and "pretrain.slurm: SIGTERM, waiting for the ranks to save" in log
+    one_stop(log, out)
+    assert requeued.read_text() == f"requeue {PORT - 20000}\n", "scancel does not requeue"
+
+    done = run_script(*args, launcher=launcher, script=SLURM, env=env)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert same_losses(losses(out), losses(reference))
+
+
+def stream_state(checkpoint: Path, rank: int) -> tuple[int, int]:
+    """(pass, documents of the rank's share read in it) from a saved data-loader state."""
+    state = torch.load(checkpoint / f"dataloader_rank{rank}.pt", weights_only=False)
+
+    def positions(node):
+        if isinstance(node, dict):
+            yield node.get("shard_example_idx", 0)
+            for value in node.values():
+                yield from positions(value)
+
+    return state["dataset_state"]["epoch"], max(positions(state["dataset_state"]))
+
+
+def test_unequal_stream_files_on_two_ranks_are_read_evenly(tmp_path):
+    """Files of 100 and 300 documents, streamed by 2 ranks for more steps than one pass holds.
+    Split by files, one rank would read the small file three times while the other read the big
+    one once, and the steps where a pass ends would be short. Each rank gets every second
+    document of both files instead (200 each), the ranks end each pass together, and every step
+    trains 2 x 4 full blocks."""
+    lines = (ROOT / "assets" / "corpus" / "seq_monkey_sample.jsonl").read_text().splitlines()
+    files = [tmp_path / "small.jsonl", tmp_path / "big.jsonl"]
+    files[0].write_text("\n".join(lines[:100]) + "\n")
+    files[1].write_text("\n".join(lines[100:400]) + "\n")
+    out = tmp_path / "run"
+    done = run_script("--output_dir", out, "--train_files", *files, "--streaming", "true",
+                      "--max_steps", "70", "--per_device_train_batch_size", "4",
+                      "--logging_steps", "1", "--save_steps", "70", "--eval_strategy", "no",
+                      "--validation_split_percentage", "0", "--warmup_steps", "2",
+                      launcher=[*TORCHRUN, "--nproc_per_node", "2", "--master_port", "29585"],
+                      env={"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads((out / "trainer_state.json").read_text())
+    seen = [h["num_input_tokens_seen"] for h in state["log_history"] if "loss" in h]
+    steps = {b - a for a, b in zip([0, *seen[:-1]], seen, strict=True)}
+    assert len(seen) == 70 and steps == {2 * 4 * 128}, "every step trains 8 full blocks"
+    # one pass holds 55 steps (221 blocks a rank): both ranks are in their second pass, and
+    # each has read its whole share of 200 documents once before
+    assert [stream_state(out / "checkpoint-70", rank) for rank in (0, 1)] == [(1, 200), (1, 200)]

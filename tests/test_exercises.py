@@ -16,11 +16,11 @@ NOT_ANSWERED = "✏️ 还没有作答：把你的答案赋给 answer，再运�
 
 # The reference answer of every exercise, worked out independently of the checkers.
 REFERENCE = {
-    "00.1": "B",
+    "00.1": 11.93,  # ln(151,936): a random model guesses uniformly over the bigger vocabulary
     "00.2": "C",  # 模型预训练: never in the corpus, 15 tokens for its 15 UTF-8 bytes
     "01.1": 110_172_160,  # 28 x 2 x (1536 x 1280 + 1280)
     "01.2": 18,  # (80 - 5.79) / (0.36 + 3.73)
-    "01.3": 1_777_088_000,  # 1,543,714,304 + 151,936 x 1536
+    "01.3": 24.97,  # 100 x 4096 x 256 / 4,198,656: the untied output matrix of the tiny model
     "02.1": "C",
     "02.2": "A",
     "02.3": "D",
@@ -29,7 +29,7 @@ REFERENCE = {
     "03.3": "AD",
     "04.1": "D",
     "04.2": 0.601,  # 1 / ln 2 / 2.4
-    "04.3": "A",
+    "04.3": "D",  # attention_dropout=0.1 draws from the RNG; the sampler's order does not
     "04.4": "BCE",  # solutions/04: read off four 30-step runs
     "05.1": 1,  # 2 x 8 x 4 = 64 sequences per step; 8 GPUs x 8 make 64 already
     "05.2": 3.09,  # 16 bytes x 1.54e9 / 8 GPUs
@@ -37,12 +37,13 @@ REFERENCE = {
 }
 # Other spellings of a right answer that must pass too.
 ALSO_RIGHT = {
-    "00.1": [" b ", "b"],
+    "00.1": [11.9, 12, 11.95, 11.81, 11.7],  # ln(vocab) rounded, or a measured loss
     "00.2": [" c"],
     "01.1": [110.2e6, 1.1e8, 110_100_480],  # rounded; without the biases
-    "01.3": [1.78e9, 1_777_000_000],
+    "01.3": [25, 25.0, 24.966, 24.6],  # 1.05M / 4.20M, rounded
     "03.1": [1106, 4423 // 4],  # careful estimates are within 1 %
-    "03.2": ["db", "B, D", "b d", ["D", "B"], ("B", "D"), {"B", "D"}, "B、D"],
+    "03.2": ["db", "B, D", "b d", ["D", "B"], ("B", "D"), {"B", "D"}, "B、D",
+             "ＢＤ", "Ｂ，Ｄ", "B和D", "B 及 D", "ｂ；ｄ"],  # a Chinese IME's full width, 和/及
     "03.3": ["da", "A,D"],
     "04.2": [0.6, 1 / 0.6931 / 2.4],
     "04.4": ["ecb", "B, C, E"],
@@ -52,11 +53,11 @@ ALSO_RIGHT = {
 }
 # Plausible wrong answers: each must fail with a hint.
 WRONG = {
-    "00.1": ["A", "C", "D"],
+    "00.1": [8.32, 17.21, 5.18, 151_936, 1 / 151_936, 0],
     "00.2": ["A", "B", "D"],
     "01.1": [1_653_886_464, 55_086_080, 3_934_720, 110.17, 0],
     "01.2": [19, 46, 8, 13, 0],
-    "01.3": [1_543_714_304, 233_373_696, 1.78],
+    "01.3": [19.98, 15.12, 0.2497, 33.29, 1_048_576, 5_247_232, 100],
     "02.1": ["A", "B", "D"],
     "02.2": ["B", "C", "D"],
     "02.3": ["A", "B", "C"],
@@ -65,10 +66,10 @@ WRONG = {
     "03.3": ["A", "D", "ABD", "BC", "ACD"],
     "04.1": ["A", "B", "C"],
     "04.2": [0.4167, 1.4427, 3.4624, 2.718, -0.601],
-    "04.3": ["B", "C", "D"],
+    "04.3": ["A", "B", "C"],
     "04.4": ["BC", "ABCE", "BCDE", "A", "D", "CE"],
     "05.1": [4, 16, 64, 2, 0.5],
-    "05.2": [5.79, 2.875, 24.7, 0.386, 6.2],
+    "05.2": [5.79, 2.875, 24.7, 0.386, 6.2, 3.0],  # 3.0: 16 x 1.5e9 / 8
     "05.3": ["A", "E", "AB", "ACE", "BCD", "ABCDE"],
 }
 NUMERIC = {key for key, value in REFERENCE.items() if not isinstance(value, str)}
@@ -97,8 +98,9 @@ def reveals(feedback: str, reference) -> bool:
 
 
 def test_registry_holds_exactly_the_exercises():
-    assert set(EXERCISES) == set(REFERENCE)
-    assert all(re.fullmatch(r"0[0-5]\.[1-4]", key) for key in EXERCISES)
+    # chapter 06's exercises are checked in tests/test_exercises_06.py
+    assert {key for key in EXERCISES if not key.startswith("06.")} == set(REFERENCE)
+    assert all(re.fullmatch(r"0[0-6]\.[1-4]", key) for key in EXERCISES)
 
 
 @pytest.mark.parametrize("exercise_id", sorted(REFERENCE))
@@ -151,8 +153,10 @@ def test_unknown_id_is_a_key_error(bad_id, capsys):
 
 
 def test_expected_values_match_the_chapters():
-    # chapter 1 counts 1,543,714,304 on the meta device; chapter 4 packs 4,201 + 222 blocks of 128
+    # chapter 1 counts 1,543,714,304 and 4,198,656 on the meta device; chapter 4 packs 4,201 + 222
+    # blocks of 128
     assert exercises.qwen2_parameters(exercises.qwen_config()) == 1_543_714_304
+    assert exercises.qwen2_parameters(exercises.tiny_config()) == 4_198_656
     assert exercises.packed_blocks(128) == 4201 + 222
     assert exercises.count_tokens("个苹果") == 1
     assert exercises.count_tokens("模型预训练") == len("模型预训练".encode()) == 15
@@ -218,6 +222,39 @@ def test_odd_answers_only_ever_print_a_line(capsys):
     for exercise_id in ["00.2", "02.1", "04.3"]:
         (letter,) = [x for x in "ABCD" if grade(exercise_id, x)]
         assert grade(exercise_id, letter * 2) is True  # "BB" is still one letter
+
+
+# solutions/04's stored run: the train loss at steps 2, 4, ..., 30 for each learning rate
+COURSE_RUNS = {
+    1e-4: "8.38 8.28 8.11 7.99 7.67 7.74 7.72 7.47 7.39 7.35 7.23 7.30 7.22 7.24 7.25",
+    1e-3: "8.38 7.93 7.32 6.92 6.17 5.96 5.75 5.13 4.85 4.87 4.46 4.69 4.56 4.49 4.59",
+    1e-2: "8.38 7.28 5.09 5.13 4.83 5.28 5.55 4.81 4.51 4.63 4.15 4.46 4.34 4.18 4.29",
+    1e-1: "8.38 6.70 9.10 15.49 13.87 12.03 11.66 9.30 7.23 6.54 5.00 5.18 4.93 4.75 4.78",
+}
+
+
+def as_curves(runs: dict) -> dict:
+    """{lr: [(step, loss), ...]} as the exercise's code builds it, from losses as text."""
+    return {lr: [(2 * (k + 1), float(loss)) for k, loss in enumerate(losses.split())]
+            for lr, losses in runs.items()}
+
+
+def test_learning_rate_statements_are_judged_on_the_learners_own_curves(capsys):
+    """04.4 asks what the learner's own plot shows: given `curves`, the checker reads them."""
+    course = as_curves(COURSE_RUNS)
+    assert {k for k, held in exercises.lr_statements(course).items() if held} == exercises.LR_KEY
+    assert grade("04.4", "BCE", curves=course) is True
+    assert "你画出的" in one_line(capsys)
+    # another CPU: 1e-2 ends above 1e-3 at step 30, so E no longer holds there
+    other = as_curves({**COURSE_RUNS, 1e-2: COURSE_RUNS[1e-2].replace("4.29", "4.70")})
+    assert grade("04.4", "BC", curves=other) is True
+    one_line(capsys)
+    assert grade("04.4", "BCE", curves=other) is False
+    assert one_line(capsys).startswith("❌ 再想想：")
+    assert grade("04.4", "BCE", curves={1e-4: [(2, 8.4)]}) is False  # not the exercise's dict
+    assert "`curves`" in one_line(capsys)
+    assert grade("04.4", "BCE") is True  # no curves: the course's run
+    assert "CPU" in one_line(capsys)
 
 
 def test_the_learning_rate_runs_the_chapter_shows_are_the_ones_the_solution_reads():

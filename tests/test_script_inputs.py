@@ -16,7 +16,7 @@ from llm_pretrain.data import keep_text_records
 CORPUS = ASSETS / "corpus" / "seq_monkey_sample.jsonl"
 # flags of the launchers and tools that appear on the same command lines
 OTHER_FLAGS = {"--nproc_per_node", "--master_port", "--num_gpus", "--include", "--hostfile",
-               "--check", "--local-dir", "--logdir",
+               "--check", "--local-dir", "--logdir", "--shutdown-timeout",
                "--no_ssh", "--requeue", "--signal"}  # DeepSpeed's per-node mode, sbatch options
 
 

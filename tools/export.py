@@ -177,7 +177,8 @@ def render(chapters: Path = CHAPTERS, target: str = SCRIPT, fmt: bool = True) ->
     block = import_block(imports)
     if target != SCRIPT:
         block += "\n\n__all__ = [" + ", ".join(f'"{n}"' for n in public) + "]"
-    text = head + block + "\n\n\n" + "\n\n\n".join(parts) + (FOOTER if target == SCRIPT else "\n")
+    runnable = target == SCRIPT or "main" in public  # `python -m llm_pretrain.launch`
+    text = head + block + "\n\n\n" + "\n\n\n".join(parts) + (FOOTER if runnable else "\n")
     return ruff_format(text, target_path(target).relative_to(ROOT).as_posix()) if fmt else text
 
 

@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 
-# ---- chapters/05_script.ipynb, cell 54 ----
+# ---- chapters/05_script.ipynb, cell 58 ----
 class UsageError(Exception):
     """Bad input on the command line or in the files it names: one line, exit status 2."""
 
@@ -31,7 +31,7 @@ class ArgumentParser(HfArgumentParser):
         raise UsageError(message)
 
 
-# ---- chapters/05_script.ipynb, cell 55 ----
+# ---- chapters/05_script.ipynb, cell 59 ----
 def expand_train_files(patterns: list[str]) -> list[str]:
     """Expand globs; refuse what is missing, a directory or empty; drop exact duplicates."""
     files = []
@@ -51,7 +51,7 @@ def expand_train_files(patterns: list[str]) -> list[str]:
     return files
 
 
-# ---- chapters/05_script.ipynb, cell 57 ----
+# ---- chapters/05_script.ipynb, cell 61 ----
 def find_bad_record(path: str) -> str | None:
     """The first line of a JSON-lines file that is not UTF-8, not JSON or has no "text" field."""
     with open(path, "rb") as f:
@@ -71,7 +71,7 @@ def find_bad_record(path: str) -> str | None:
     return None
 
 
-# ---- chapters/05_script.ipynb, cell 58 ----
+# ---- chapters/05_script.ipynb, cell 62 ----
 def check_utf8(raw_ds: Dataset) -> None:
     """Validate the `text` column's UTF-8, one record batch of the cache files at a time, read
     rather than memory-mapped: the process does not keep the whole corpus resident."""
@@ -81,7 +81,7 @@ def check_utf8(raw_ds: Dataset) -> None:
                 batch.column("text").validate(full=True)
 
 
-# ---- chapters/05_script.ipynb, cell 64 ----
+# ---- chapters/05_script.ipynb, cell 68 ----
 def check_model_fits(model, tokenizer, block_size: int) -> None:
     """The tokenizer's ids and the block length must fit the model."""
     config = model.config

@@ -72,7 +72,7 @@ def training_memory_gb(
     }
 
 
-# ---- chapters/01_config.ipynb, cell 31 ----
+# ---- chapters/01_config.ipynb, cell 32 ----
 # one forward + backward on the CPU in a fresh process; prints its peak resident memory in bytes
 PEAK_PROBE = """
 import resource, sys, torch
@@ -116,7 +116,7 @@ def peak_memory_gb(config_dir, micro_batch: int, seq_len: int) -> float:
     return int(probe.stdout) / 1e9
 
 
-# ---- chapters/01_config.ipynb, cell 47 ----
+# ---- chapters/01_config.ipynb, cell 48 ----
 GPU_MEMORY_GB = (24, 40, 80, 141)
 
 
@@ -216,7 +216,7 @@ def memory_explorer(base_config, **start) -> widgets.interactive:
     return widgets.interactive(lambda **kw: print(memory_report(base_config, **kw)), **controls)
 
 
-# ---- chapters/03_data.ipynb, cell 28 ----
+# ---- chapters/03_data.ipynb, cell 29 ----
 def packing_stats(doc_lengths: list[int], block_size: int, batch_size: int) -> dict:
     """Packing computed from token counts alone (EOS included), one map batch at a time: the same
     blocks and dropped tokens as `prepare_lm_dataset`, without tokenizing anything."""
@@ -231,11 +231,13 @@ def packing_stats(doc_lengths: list[int], block_size: int, batch_size: int) -> d
         "blocks": blocks,
         "tokens_dropped": dropped,
         "dropped_percent": round(100 * dropped / max(tokens_in, 1), 3),
-        "documents_per_block": round(len(doc_lengths) / max(blocks, 1), 2),
+        # documents / blocks = documents that end (EOS) in a block, on average; a block
+        # touches one more, the document it starts in
+        "documents_ending_per_block": round(len(doc_lengths) / max(blocks, 1), 2),
     }
 
 
-# ---- chapters/03_data.ipynb, cell 75 ----
+# ---- chapters/03_data.ipynb, cell 76 ----
 def draw_packing(
     doc_lengths: list[int], block_size: int, batch_size: int = 1000, n_blocks: int = 6
 ):
@@ -288,7 +290,7 @@ def packing_explorer(doc_lengths: list[int]) -> widgets.interactive:
     )
 
 
-# ---- chapters/05_script.ipynb, cell 118 ----
+# ---- chapters/05_script.ipynb, cell 122 ----
 LR_SCHEDULES = ["linear", "cosine", "constant_with_warmup", "inverse_sqrt", "polynomial"]
 
 
@@ -326,7 +328,7 @@ def lr_curves(
     }
 
 
-# ---- chapters/05_script.ipynb, cell 119 ----
+# ---- chapters/05_script.ipynb, cell 123 ----
 def plot_lr_curves(curves: dict[str, list[float]]):
     """The schedules side by side."""
     fig, ax = plt.subplots(figsize=(7, 3))
@@ -350,6 +352,6 @@ def lr_explorer(peak_lr: float = 1e-3) -> widgets.interactive:
     return widgets.interactive(
         show,
         warmup_steps=widgets.IntSlider(20, min=2, max=2000, description="warm-up", **slider),
-        total_steps=widgets.IntSlider(263, min=10, max=10000, description="total", **slider),
+        total_steps=widgets.IntSlider(262, min=10, max=10000, description="total", **slider),
         scheduler_type=widgets.Dropdown(options=LR_SCHEDULES, value="cosine", description="type"),
     )

@@ -97,7 +97,7 @@ def lm_collator(features: list[dict]) -> dict[str, torch.Tensor]:
     return batch
 
 
-# ---- chapters/03_data.ipynb, cell 39 ----
+# ---- chapters/03_data.ipynb, cell 40 ----
 def in_eval_split(batch: pa.Table, percent: float, side: str) -> list[bool]:
     """Which documents of an Arrow batch fall on `side` ("train" or "eval") of the split: a
     document is held out when the CRC-32 of its text, mod 10,000, is below `percent` x 100."""
@@ -125,7 +125,7 @@ def split_documents(
     )
 
 
-# ---- chapters/03_data.ipynb, cell 51 ----
+# ---- chapters/03_data.ipynb, cell 52 ----
 def pack_blocks(batch: pa.Table, block_size: int) -> pa.Table:
     """`group_texts` as array work on an Arrow batch (`with_format("arrow")`): the same blocks.
 
@@ -145,7 +145,7 @@ def tokenize_batch(batch: pa.Table, tokenizer) -> pa.Table:
     return pa.table({"input_ids": pa.array(ids, pa.list_(pa.int32()))})
 
 
-# ---- chapters/03_data.ipynb, cell 54 ----
+# ---- chapters/03_data.ipynb, cell 55 ----
 def pack_groups(batch: pa.Table, tokenized: Dataset, group_size: int, block_size: int) -> pa.Table:
     """`pack_blocks` on each group of `group_size` documents of `tokenized` that starts at one of
     the batch's `start` rows: every group is packed alone, whichever process gets it."""
@@ -157,7 +157,7 @@ def pack_groups(batch: pa.Table, tokenized: Dataset, group_size: int, block_size
     )
 
 
-# ---- chapters/03_data.ipynb, cell 57 ----
+# ---- chapters/03_data.ipynb, cell 58 ----
 def packed_cache_file(tokenized_ds: Dataset, block_size: int, group_size: int) -> str | None:
     """A cache file for the blocks, next to the token ids they are cut from, named by a hash of
     those (whose file name is their fingerprint), the packing code and sizes. `groups` lives in
@@ -172,7 +172,7 @@ def packed_cache_file(tokenized_ds: Dataset, block_size: int, group_size: int) -
     return str(tokens.with_name(f"blocks-{packing}.arrow"))
 
 
-# ---- chapters/03_data.ipynb, cell 60 ----
+# ---- chapters/03_data.ipynb, cell 61 ----
 def prepare_lm_dataset(
     raw_ds: Dataset,
     tokenizer,
@@ -232,7 +232,7 @@ def prepare_lm_dataset(
     }
 
 
-# ---- chapters/03_data.ipynb, cell 65 ----
+# ---- chapters/03_data.ipynb, cell 66 ----
 def save_prepared(
     path: str | Path,
     train_ds: Dataset,
@@ -259,7 +259,7 @@ def load_prepared(path: str | Path) -> tuple[Dataset, Dataset | None, dict]:
     return splits["train"], splits.get("eval"), report
 
 
-# ---- chapters/03_data.ipynb, cell 69 ----
+# ---- chapters/03_data.ipynb, cell 70 ----
 def stream_blocks(stream: IterableDataset, tokenizer, block_size: int) -> IterableDataset:
     """`prepare_lm_dataset` for a stream, lazily: int32 Arrow tokens, packed per map batch."""
     return (
@@ -275,7 +275,7 @@ def stream_blocks(stream: IterableDataset, tokenizer, block_size: int) -> Iterab
     )
 
 
-# ---- chapters/05_script.ipynb, cell 59 ----
+# ---- chapters/05_script.ipynb, cell 63 ----
 def load_train_data(train_files: list[str], streaming: bool) -> Dataset | IterableDataset:
     """`load_corpus`, with a broken file reported as the file, line and problem."""
     verbosity = datasets.logging.get_verbosity()
@@ -297,7 +297,7 @@ def load_train_data(train_files: list[str], streaming: bool) -> Dataset | Iterab
     return raw_ds
 
 
-# ---- chapters/05_script.ipynb, cell 62 ----
+# ---- chapters/05_script.ipynb, cell 66 ----
 def nonempty_text(batch: pa.Table) -> pa.Array:
     """Which records of an Arrow batch have a string `text` that is neither null nor empty."""
     return pc.fill_null(pc.greater(pc.utf8_length(batch.column("text")), 0), False)

@@ -16,6 +16,7 @@ import json
 import math
 import numbers
 import re
+import unicodedata
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -42,12 +43,15 @@ def exercise(exercise_id: str):
     return register
 
 
-def check(exercise_id: str, answer) -> None:
-    """Check `answer` to exercise `exercise_id` (such as "03.1") and print one line of feedback."""
-    grade(exercise_id, answer)
+def check(exercise_id: str, answer, **data) -> None:
+    """Check `answer` to exercise `exercise_id` (such as "03.1") and print one line of feedback.
+
+    `data` is what an exercise judges against besides the answer (04.4: the learner's `curves`).
+    """
+    grade(exercise_id, answer, **data)
 
 
-def grade(exercise_id: str, answer) -> bool:
+def grade(exercise_id: str, answer, **data) -> bool:
     """`check` that also returns whether the answer is right (for the tests).
 
     Raises KeyError for an unknown id; any answer, of any type, only ever prints a line.
@@ -59,7 +63,7 @@ def grade(exercise_id: str, answer) -> bool:
         print(NOT_ANSWERED)
         return False
     try:
-        remark = checker(answer)
+        remark = checker(answer, **data)
     except Retry as wrong:
         print(f"❌ 再想想：{wrong}")
         return False
@@ -113,17 +117,19 @@ def check_number(
     raise Retry(hint)
 
 
-SEPARATORS = re.compile(r"[\s,，、;；/+&]+")
+SEPARATORS = re.compile(r"[\s,、;/+&和及]+")  # after NFKC: full-width ，；＋ are ASCII
 
 
 def as_letters(answer, options: str) -> str:
-    """Option letters from "b", " B ", "A, C", ["A", "C"]; a `Retry` for anything else."""
+    """Option letters from "b", " B ", "A, C", ["A", "C"], full-width "ＢＤ", "B和D"; a `Retry`
+    for anything else."""
     if isinstance(answer, list | tuple | set | frozenset) and all(
         isinstance(a, str) for a in answer
     ):
         answer = "".join(answer)
     if not isinstance(answer, str):
         raise Retry(f"这里要填选项的字母，写成带引号的字符串；你给的是 {type(answer).__name__}")
+    answer = unicodedata.normalize("NFKC", answer)  # a Chinese IME's full-width letters
     letters = SEPARATORS.sub("", answer).upper()
     if not letters:
         raise Retry("答案是空的：写上选项的字母")
@@ -162,6 +168,12 @@ def check_choices(
 def qwen_config() -> dict:
     """The published Qwen2.5-1.5B `config.json` bundled in assets/."""
     return json.loads((ASSETS / "qwen2.5-1.5b" / "config.json").read_text(encoding="utf-8"))
+
+
+@cache
+def tiny_config() -> dict:
+    """The course's tiny Qwen2 `config.json` bundled in assets/ (chapter 1, section 4)."""
+    return json.loads((ASSETS / "tiny-qwen2" / "config.json").read_text(encoding="utf-8"))
 
 
 def qwen2_parameters(config: dict) -> int:
@@ -247,19 +259,28 @@ PARAMETER_UNITS = "要的是参数个数本身（例如 123_456_789），不是�
 
 
 @exercise("00.1")
-def random_loss_any_language(answer) -> str:
-    check_choice(
+def random_loss_bigger_vocab(answer) -> str:
+    vocab = qwen_config()["vocab_size"]  # 151,936
+    tiny_vocab = tiny_config()["vocab_size"]  # 4,096
+    check_number(
         answer,
-        "B",
-        "ABCD",
-        hint="随机初始化的模型给每个词元的概率大约是多少？",
-        why_not={
-            "A": "分词器只做字节级切分，不会翻译；想想模型本身此时知道些什么",
-            "C": "损失是每个词元交叉熵的平均值，与句子长短无关",
-            "D": "第 4 节用 `from_config` 构建模型：权重是随机的，没有加载任何训练结果",
-        },
+        math.log(vocab),
+        abs_=0.3,
+        hint=(  # 0.3: ln(vocab) rounded, or the loss a random model measures (11.81 at seed 42)
+            "随机初始化的模型给每个词元的概率大约是多少？交叉熵是这个概率的负对数"
+        ),
+        traps=(
+            (
+                math.log(tiny_vocab),
+                "这是词表 4096 时的数：词表变大，平均猜测时每个词元分到的概率就变小",
+            ),
+            (math.log2(vocab), "损失用的是自然对数（nat），不是以 2 为底"),
+            (math.log10(vocab), "损失用的是自然对数（nat），不是以 10 为底"),
+            (vocab, "这是词表的大小；损失是“猜中正确词元的概率”的负对数"),
+            (1 / vocab, "这是每个词元分到的概率；损失是它的负对数"),
+        ),
     )
-    return "初始损失只取决于词表大小，与文本内容无关"
+    return "初始损失约等于 ln(词表大小)，与文本无关；真实的 1.5B 预训练就从 11.9 附近起步"
 
 
 @exercise("00.2")
@@ -339,19 +360,38 @@ def max_micro_batch_80gb(answer) -> str:
 
 
 @exercise("01.3")
-def untied_parameters(answer) -> str:
-    config = qwen_config()
+def untied_growth_tiny(answer) -> str:
+    tiny = tiny_config()
+    tied = qwen2_parameters(tiny)  # 4,198,656, as chapter 1 counts on the meta device
+    output = tiny["vocab_size"] * tiny["hidden_size"]  # the extra output matrix, no bias
+    growth = 100 * output / tied
+    qwen = qwen_config()
     check_number(
         answer,
-        qwen2_parameters({**config, "tie_word_embeddings": False}),
-        rel=5e-3,
-        unit_hint=PARAMETER_UNITS,
-        hint=(  # 0.5 %: rounding
-            "不共享时多出一个独立的输出层：它的形状是什么？"
+        growth,
+        abs_=0.5,
+        hint=(  # 0.5 percentage points: 4.20M instead of the exact count passes
+            "不共享时多出一个独立的输出矩阵：先算它的形状，再和原来的参数总量比"
         ),
-        traps=((qwen2_parameters(config), "这是共享嵌入时的总量；不共享会多出什么？"),),
+        traps=(
+            (
+                100 * output / (tied + output),
+                "这是输出矩阵在不共享之后的总量里占几成；问的是比原来增加了百分之几",
+            ),
+            (
+                100 * qwen["vocab_size"] * qwen["hidden_size"] / qwen2_parameters(qwen),
+                "这是 Qwen2.5-1.5B 的比例（第 3 节）；微型模型的宽度和词表缩小的倍数不一样",
+            ),
+            (output / tied, "要的是百分数（写 12.5 表示 12.5%），不是小数"),
+            (
+                100 * output / (tied - output),
+                "分母是原来的参数总量（含共享的嵌入），不是不含嵌入的部分",
+            ),
+            (output, "这是多出的参数个数；问的是增加了百分之几"),
+            (tied + output, "这是不共享时的参数总量；问的是增加了百分之几"),
+        ),
     )
-    return "共享嵌入为 1.5B 模型省下了一成多的参数"
+    return "1.5B 只多约 15%，微型模型却多四分之一：模型越小，嵌入占比越大，共享省得越多"
 
 
 # ---- chapter 2 ----------------------------------------------------------------------------------
@@ -419,7 +459,7 @@ def blocks_of_512(answer) -> str:
         packed_blocks(512),
         rel=0.01,
         hint=(  # 1 %: a careful estimate passes
-            "块长变为 4 倍，块数大约怎么变？每个 map 批次还会丢掉不满一块的尾巴"
+            "块长变为 4 倍，块数大约怎么变？每个 map 批还会丢掉不满一块的尾巴"
         ),
         traps=(
             (blocks_128, "块长变了，块数也会跟着变"),
@@ -471,7 +511,7 @@ def gradient_accumulation(answer) -> str:
         "ABCD",
         hint="先算每个优化器步的词元数，再想浮点加法的顺序",
         why_not={
-            "A": "梯度累积：几个 micro-batch 的梯度加在一起，才更新一次参数",
+            "A": "梯度累积：几个微批的梯度加在一起，才更新一次参数",
             "B": "每步的序列数：新设置的两个数相乘，和原来的比一比",
             "C": "想想浮点数：(a + b) + c 与 a + (b + c) 总是逐位相等吗？",
         },
@@ -507,31 +547,78 @@ def bits_per_byte(answer) -> str:
 def resume_without_rng_state(answer) -> str:
     check_choice(
         answer,
-        "A",
+        "D",
         "ABCD",
-        hint="想想恢复时哪些随机性真正影响损失",
+        hint="想想恢复之后，哪些操作还要抽随机数，哪些只由种子决定",
         why_not={
+            "A": (
+                "`attention_dropout=0.1` 让每个训练步都抽随机数："
+                "恢复之后，它从哪个随机数状态接着抽？"
+            ),
             "B": "数据顺序由什么决定？看看 Trainer（通过 accelerate）的采样器是怎么设种子的",
             "C": "Trainer 找不到这个文件时只在日志里记一条信息，然后继续",
-            "D": "学习率调度器的位置保存在 `scheduler.pt` 里，它还在",
         },
     )
-    return "有 dropout 的模型就不一样了"
+    return "随机数状态只管 dropout 这类每步抽随机数的操作；没有 dropout 的模型删了它也逐位一致"
+
+
+LR_RUNS = (1e-4, 1e-3, 1e-2, 1e-1)  # the four learning rates of exercise 04.4
+LR_KEY = {"B", "C", "E"}  # what the course's CPU run shows (solutions/04 reads it off)
+
+
+def lr_statements(curves: dict) -> dict[str, bool]:
+    """Which statements of exercise 04.4 hold for `curves` ({lr: [(step, loss), ...]}), read off
+    as the solution reads them."""
+    points = {lr: [loss for _, loss in curves[lr]] for lr in LR_RUNS}
+    final = {lr: losses[-1] for lr, losses in points.items()}
+    rises = {
+        lr: [b - a for a, b in zip(losses, losses[1:], strict=False) if b > a]
+        for lr, losses in points.items()
+    }
+    start = math.log(tiny_config()["vocab_size"])  # a random model's loss, ln(4096)
+    return {
+        "A": all(
+            a <= b <= c <= d
+            for a, b, c, d in zip(*(points[lr] for lr in reversed(LR_RUNS)), strict=False)
+        ),
+        "B": final[1e-4] > 6.5,
+        "C": max(points[1e-1]) > start + 1,
+        "D": sum(rises[1e-2]) == min(sum(r) for r in rises.values()),
+        "E": final[1e-2] < final[1e-3] and sum(r > 0.1 for r in rises[1e-2]) >= 2,
+    }
 
 
 @exercise("04.4")
-def learning_rate_curves(answer) -> str:
+def learning_rate_curves(answer, curves: dict | None = None) -> str:
+    if curves is None:
+        correct, whose = (
+            LR_KEY,
+            "按课程在 CPU 上跑出的曲线判断；把 `curves` 传给 check，就按你自己的曲线判断",
+        )
+    else:
+        try:
+            holds = lr_statements(curves)
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise Retry(
+                "`curves` 应当是题目代码算出的字典：四个学习率各有一串 (step, loss)"
+            ) from None
+        correct, whose = {letter for letter, held in holds.items() if held}, "按你画出的曲线判断"
     check_choices(
         answer,
-        {"B", "C", "E"},
+        correct,
         "ABCDE",
         missing="还有说法与图相符：逐条核对每个说法，四条线都从头到尾看一遍",
         why_not={
             "A": "看 1e-1 那条线的前十几步：它一路都在下降吗？",
+            "B": "看 1e-4 那条线最后一个点的高度",
+            "C": "看 1e-1 那条线的最高点，和随机初始化时的损失（第 0 章算过）比一比",
             "D": "比一比每条线往上回弹的幅度：学习率大的线回弹得更厉害",
+            "E": "两件事都要成立：30 步时谁更低，1e-2 那条线是否有几次明显的回弹",
         },
     )
-    return "学习率太小走不动，太大先冲高再回落；Adam 每步走多远由学习率定，梯度裁剪拦不住"
+    return (
+        f"学习率太小走不动，太大先冲高再回落；Adam 每步走多远由学习率定，梯度裁剪拦不住（{whose}）"
+    )
 
 
 # ---- chapter 5 ----------------------------------------------------------------------------------
@@ -552,7 +639,7 @@ def accumulation_after_growing(answer) -> str:
             (accumulation, "照命令累积 4 次，8 卡每步的序列数就成了原来的 4 倍：脚本会让它变吗？"),
             (
                 accumulation * new_world // saved_world,
-                "卡多了，一轮 micro-batch 的序列数变多，累积该变少",
+                "卡多了，一轮微批的序列数变多，累积该变少",
             ),
             (per_step, "这是每步的序列数；问的是梯度累积步数"),
         ),
@@ -580,6 +667,11 @@ def zero3_model_states(answer) -> str:
             (states * 1e9 / 2**30, "课程里 1 GB = 1e9 字节（与第 1 章一致），不是 2**30"),
             (16 * n / 1e9, "题目问的是 8 卡时每张卡的用量"),
             (2 * n / 8 / 1e9, "要的是权重 + 梯度 + 优化器状态三项之和"),
+            (
+                16 * 1.5e9 / 8 / 1e9,
+                f"用 {n:,} 而不是 1.5e9：“1.5B”是取整后的名字，"
+                "这里差出的约 0.09 GB 超过了允许的误差",
+            ),
         ),
     )
     return "代价是前向、反向时要临时收集权重，通信更多"
@@ -599,3 +691,68 @@ def leftovers_in_output_dir(answer) -> str:
         },
     )
     return "脚本只认自己写的名字；坏输入换来一行错误和退出码 2，磁盘上的东西一个字节都不动"
+
+
+# ---- chapter 6 ----------------------------------------------------------------------------------
+
+
+def train_flops_per_token(config: dict, seq_len: int) -> float:
+    """6N + 12·L·d·T, counted as `llm_pretrain.metrics.flops_per_token` counts it: N is every
+    parameter in a matrix multiply (tied embeddings: all of them; untied: all but the input
+    embedding, which is a lookup)."""
+    n = qwen2_parameters(config)
+    if not config["tie_word_embeddings"]:
+        n -= config["vocab_size"] * config["hidden_size"]
+    return 6 * n + 12 * config["num_hidden_layers"] * config["hidden_size"] * seq_len
+
+
+H200_PEAK_FLOPS = 989e12  # dense bf16, as in llm_pretrain.metrics.PEAK_BF16_TFLOPS
+
+
+@exercise("06.1")
+def days_at_4096(answer) -> str:
+    config = qwen_config()
+    tokens, n_gpus, mfu = 1e12, 16, 0.40
+
+    def days(seq_len=4096, mfu=mfu, n_gpus=n_gpus, attention=True) -> float:
+        per_token = train_flops_per_token(config, seq_len)
+        if not attention:
+            per_token = 6 * qwen2_parameters(config)
+        return tokens / (n_gpus * mfu * H200_PEAK_FLOPS / per_token) / 86_400
+
+    check_number(
+        answer,
+        days(),
+        rel=0.03,
+        hint=(  # 3 %: a rounded parameter count (1.5e9) still passes
+            "先算每个词元的训练 FLOPs（块长 4096），再算一张卡每秒多少词元、16 张卡合起来多少，"
+            "最后换算成天"
+        ),
+        traps=(
+            (days(seq_len=2048), "块长变成了 4096：注意力那一项与块长成正比，也跟着变大"),
+            (days(attention=False), "别漏了注意力那一项 12·L·d·T"),
+            (days(mfu=1.0), "MFU 是 40%：卡的峰值算力只用上了四成"),
+            (days(n_gpus=1), "16 张卡一起训练，每秒的词元数要乘以卡数"),
+            (days() * 24, "单位是天，不是小时"),
+            (days() * 86_400, "单位是天，不是秒"),
+        ),
+    )
+    return "块长翻倍，每个词元只贵了约一成：1.5B 模型的算力大头是 6N"
+
+
+@exercise("06.2")
+def from_pretraining_to_sft(answer) -> str:
+    check_choices(
+        answer,
+        {"A", "C", "E"},
+        "ABCDE",
+        missing="还有说法是对的：逐条对照第 5 节，想想掩码、结束符和打包各管什么",
+        why_not={
+            "B": (
+                "Qwen 的填充符就是 EOS（`<|endoftext|>`），是一个合法的词元 id：损失只跳过标签"
+                "为 -100 的位置，别的 id 都会被当作要预测的目标"
+            ),
+            "D": "SFT 是在已经学好的权重上小步调整：学习率通常比预训练的峰值小一个数量级",
+        },
+    )
+    return "SFT 与预训练是同一个 Trainer，只是数据、标签和学习率不同"

@@ -70,7 +70,7 @@ def plot_loss_curve(log_history: list[dict], path: str | Path, title: str = "") 
     fig.savefig(path, dpi=100)
 
 
-# ---- chapters/04_trainer.ipynb, cell 38 ----
+# ---- chapters/04_trainer.ipynb, cell 39 ----
 class ThroughputCallback(TrainerCallback):
     """Add `tokens_per_second` (and `mfu` when FLOPs and peak are given) to each training log.
 
@@ -114,7 +114,7 @@ class ThroughputCallback(TrainerCallback):
         self.tokens_at_last_log, self.seconds = state.num_input_tokens_seen, 0.0
 
 
-# ---- chapters/05_script.ipynb, cell 87 ----
+# ---- chapters/05_script.ipynb, cell 91 ----
 def batch_arithmetic(training_args, n_train: int | None, block_size: int) -> str:
     """World size x per-device batch x accumulation = sequences and tokens per optimizer step,
     and the number of optimizer steps (`n_train` blocks, None for a stream), as one log line."""
@@ -137,7 +137,7 @@ def batch_arithmetic(training_args, n_train: int | None, block_size: int) -> str
     )
 
 
-# ---- chapters/05_script.ipynb, cell 90 ----
+# ---- chapters/05_script.ipynb, cell 94 ----
 logger = logging.getLogger(__name__)
 
 
@@ -158,7 +158,7 @@ def prepare_tracking(training_args) -> None:
         )
 
 
-# ---- chapters/05_script.ipynb, cell 92 ----
+# ---- chapters/05_script.ipynb, cell 96 ----
 PEAK_BF16_TFLOPS = {  # dense bf16 tensor-core peak of one device, from the vendors' data sheets
     "B200": 2250,
     "H200": 989,

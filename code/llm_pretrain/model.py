@@ -47,7 +47,7 @@ def build_model(
     )
 
 
-# ---- chapters/05_script.ipynb, cell 96 ----
+# ---- chapters/05_script.ipynb, cell 100 ----
 logger = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

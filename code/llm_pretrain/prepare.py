@@ -1,13 +1,18 @@
 # GENERATED from chapters/*.ipynb by tools/export.py: edit the notebooks instead.
 """A whole corpus, ready for the Trainer: pieces, held-out blocks, streams, `--tokenized_path`."""
 
+import functools
+import itertools
 import logging
 import math
 from contextlib import contextmanager
 from datetime import timedelta
 
+import torch
 import torch.distributed as dist
 from datasets import Dataset, IterableDataset, concatenate_datasets
+from datasets.distributed import split_dataset_by_node
+from transformers import Trainer
 
 from llm_pretrain.checks import UsageError
 from llm_pretrain.data import (
@@ -24,7 +29,10 @@ __all__ = [
     "prepare_eval",
     "prepare_piece",
     "merge_reports",
+    "rank_shares",
+    "equal_shares",
     "build_stream",
+    "StreamTrainer",
     "build_datasets",
     "PREPROCESSING_TIMEOUT",
     "preprocessing_first",
@@ -32,12 +40,13 @@ __all__ = [
 ]
 
 
-# ---- chapters/05_script.ipynb, cell 68 ----
+# ---- chapters/05_script.ipynb, cell 72 ----
 logger = logging.getLogger(__name__)
 STREAM_EVAL_DOCUMENTS = 100  # streamed corpora: the first 100 documents on the eval side
-# A map-style corpus is prepared this many documents at a time (about 0.3 GB of seq-monkey text):
-# each worker process then touches its share of one piece only, so the memory a preparation
-# needs does not grow with the corpus. Packing groups do not cross a piece.
+# A map-style corpus is prepared this many documents at a time (about 1 GB of seq-monkey text,
+# 13 M documents in about 31 GB): each worker process then touches its share of one piece only,
+# so the memory a preparation needs follows the piece, not the corpus. Packing groups do not
+# cross a piece.
 PIECE_DOCUMENTS = 400_000
 
 
@@ -88,6 +97,24 @@ def merge_reports(reports: list[dict]) -> dict:
     return merged
 
 
+def rank_shares(ranks: list[int], docs: IterableDataset, world_size: int):
+    """The documents of the given ranks' shares: every `world_size`-th one, from every file."""
+    for rank in ranks:
+        yield from split_dataset_by_node(docs, rank, world_size, strategy="examples")
+
+
+def equal_shares(docs: IterableDataset, world_size: int) -> IterableDataset:
+    """A stream of `world_size` shards with the same number of documents (give or take one).
+
+    accelerate gives each rank one shard. Split by files, a rank with a small file would start
+    its next pass while the others are still in their first: its documents would weigh more.
+    Here every rank reads every file and keeps every `world_size`-th document, so it tokenizes
+    its own share only, however many files there are.
+    """
+    shares = functools.partial(rank_shares, docs=docs, world_size=world_size)
+    return IterableDataset.from_generator(shares, gen_kwargs={"ranks": list(range(world_size))})
+
+
 def build_stream(raw_ds: IterableDataset, tokenizer, data_args, seed: int):
     """Train blocks read lazily from a stream, eval blocks from its first eval-side documents."""
     block_size, percent = data_args.block_size, data_args.validation_split_percentage
@@ -96,18 +123,12 @@ def build_stream(raw_ds: IterableDataset, tokenizer, data_args, seed: int):
     if percent > 0:
         eval_docs = Dataset.from_list(list(eval_docs.take(STREAM_EVAL_DOCUMENTS)))
         eval_ds, eval_report = prepare_eval(eval_docs, tokenizer, data_args)
+    world_size = dist.get_world_size() if dist.is_initialized() else 1
+    if world_size > 1:  # one share per rank, equal in documents whatever the files' sizes
+        train_docs = equal_shares(train_docs, world_size)
     train_ds = stream_blocks(train_docs, tokenizer, block_size)
     if data_args.shuffle_buffer > 0:
         train_ds = train_ds.shuffle(seed=seed, buffer_size=data_args.shuffle_buffer)
-    world_size = dist.get_world_size() if dist.is_initialized() else 1
-    if train_ds.num_shards < world_size:
-        logger.warning(
-            "the stream has %d file(s) for %d processes: each process reads all of it; "
-            "split the corpus into at least %d files",
-            train_ds.num_shards,
-            world_size,
-            world_size,
-        )
     report = {
         "streaming": True,
         "block_size": block_size,
@@ -116,6 +137,31 @@ def build_stream(raw_ds: IterableDataset, tokenizer, data_args, seed: int):
         "eval": eval_report,
     }
     return train_ds, eval_ds, report
+
+
+class StreamTrainer(Trainer):
+    """A Trainer whose ranks end each pass over a stream together, with no short step.
+
+    Before each optimizer step the ranks agree (an all-reduce, like `StopOnSigterm`'s flag) on
+    how many full micro-batches every one of them could fetch. If any rank's share has run out, no
+    rank trains this step: the pass ends for all, and what is left of the others' shares (a few
+    blocks with equal shares) waits for the next pass.
+    """
+
+    ended = None  # the epoch iterator whose pass has ended
+
+    def get_batch_samples(self, epoch_iterator, num_batches: int, device):
+        if epoch_iterator is self.ended:
+            return [], None
+        batches = list(itertools.islice(epoch_iterator, num_batches))
+        blocks = torch.tensor(sum(len(batch["input_ids"]) for batch in batches), device=device)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(blocks, op=dist.ReduceOp.MIN)
+        if blocks.item() < num_batches * self.args.per_device_train_batch_size:
+            self.ended = epoch_iterator
+            return [], None
+        # agreed: now the Trainer's own count, itself a collective that every rank must join
+        return super().get_batch_samples(iter(batches), num_batches, device)
 
 
 def build_datasets(raw_ds, tokenizer, data_args, seed: int, piece_documents: int = PIECE_DOCUMENTS):
@@ -142,7 +188,7 @@ def build_datasets(raw_ds, tokenizer, data_args, seed: int, piece_documents: int
     return train_ds, eval_ds, report
 
 
-# ---- chapters/05_script.ipynb, cell 71 ----
+# ---- chapters/05_script.ipynb, cell 75 ----
 PREPROCESSING_TIMEOUT = timedelta(hours=24)  # how long ranks wait for the data, not --ddp_timeout
 
 

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-# ---- chapters/05_script.ipynb, cell 73 ----
+# ---- chapters/05_script.ipynb, cell 77 ----
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -64,7 +64,7 @@ OUTPUT_NAMES = {
 }
 
 
-# ---- chapters/05_script.ipynb, cell 74 ----
+# ---- chapters/05_script.ipynb, cell 78 ----
 def is_complete_checkpoint(path: Path) -> bool:
     """True once the Trainer wrote `trainer_state.json`, the last file of every checkpoint.
 
@@ -91,7 +91,7 @@ def last_complete_checkpoint(output_dir: str | Path) -> tuple[Path | None, list[
     return None, skipped
 
 
-# ---- chapters/05_script.ipynb, cell 77 ----
+# ---- chapters/05_script.ipynb, cell 81 ----
 def agree_on_checkpoint(output_dir: str | Path) -> tuple[Path | None, list[Path]]:
     """`last_complete_checkpoint` as rank 0 sees it, the same answer on every rank.
 
@@ -129,7 +129,7 @@ def choose_checkpoint(output_dir: str | Path) -> Path | None:
     return resume
 
 
-# ---- chapters/05_script.ipynb, cell 80 ----
+# ---- chapters/05_script.ipynb, cell 84 ----
 def run_is_complete(output_dir: str | Path, checkpoint: Path, training_args) -> bool:
     """True when `checkpoint` is the last step of this run and its final results were saved."""
     state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
@@ -157,7 +157,7 @@ def check_checkpoint_matches(checkpoint: Path, model) -> None:
         )
 
 
-# ---- chapters/05_script.ipynb, cell 82 ----
+# ---- chapters/05_script.ipynb, cell 86 ----
 def check_output_dir(output_dir: str | Path) -> None:
     """Refuse an output folder that holds anything this script did not write."""
     path = Path(output_dir)
@@ -175,7 +175,7 @@ def check_output_dir(output_dir: str | Path) -> None:
         )
 
 
-# ---- chapters/05_script.ipynb, cell 103 ----
+# ---- chapters/05_script.ipynb, cell 107 ----
 def saved_world_size(checkpoint: Path) -> int:
     """Processes that saved `checkpoint`: the Trainer writes one `rng_state_<rank>.pth` per rank,
     a lone `rng_state.pth` for one process."""
@@ -270,7 +270,7 @@ def resume_settings(checkpoint: Path, model, data_args, training_args):
     return training_args
 
 
-# ---- chapters/05_script.ipynb, cell 107 ----
+# ---- chapters/05_script.ipynb, cell 111 ----
 class StopOnSigterm(TrainerCallback):
     """On SIGTERM, every rank stops after the same optimizer step, with one checkpoint saved.
 
@@ -298,7 +298,7 @@ class StopOnSigterm(TrainerCallback):
         signal.signal(signal.SIGTERM, self.previous)
 
 
-# ---- chapters/05_script.ipynb, cell 112 ----
+# ---- chapters/05_script.ipynb, cell 116 ----
 def loader_state_file(checkpoint: Path, rank: int) -> Path:
     """Where `StreamPosition` keeps rank `rank`'s data-loader state in `checkpoint`."""
     return checkpoint / f"dataloader_rank{rank}.pt"
