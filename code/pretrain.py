@@ -267,8 +267,11 @@ def train(model_args, data_args, training_args) -> dict | None:
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if stopper.stopped and trainer.state.global_step < trainer.state.max_steps:
         trainer.accelerator.wait_for_everyone()
-        step = trainer.state.global_step
-        logger.warning(f"stopped at step {step} on SIGTERM; rerun the same command to continue")
+        saved = training_args.save_strategy != "no"  # --save_strategy no: nothing to continue from
+        then = (
+            "rerun the same command to continue" if saved else "no checkpoint (--save_strategy no)"
+        )
+        logger.warning(f"stopped at step {trainer.state.global_step} on SIGTERM; {then}")
         return None
     title = Path(model_args.model_name_or_path or model_args.config_name).name
     return save_results(trainer, result, eval_ds, tokenizer, report, title)
@@ -317,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"pretrain.py: error: {err}", file=sys.stderr)
         sys.exit(2)
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # rank 0 writes the results last: all leave the group together
         dist.destroy_process_group()  # else gloo's threads can abort the exit (pytorch#190489)
     if metrics is None:
         sys.exit(143)

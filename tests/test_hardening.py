@@ -3,15 +3,21 @@
 import json
 import logging
 import os
+import re
 import signal
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
 
 import pretrain
-from helpers import ASSETS, losses, run_script, same_losses, start_script, train_in_process
+from helpers import ASSETS, ROOT, losses, run_script, same_losses, start_script, train_in_process
 from llm_pretrain.checks import expand_train_files
 from llm_pretrain.data import keep_text_records, load_corpus
+from llm_pretrain.model import HUB_TIMEOUT
+from llm_pretrain.resume import is_complete_checkpoint
 
 CORPUS_LINES = (ASSETS / "corpus" / "seq_monkey_sample.jsonl").read_text().splitlines()
 QUICK = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--eval_strategy", "no",
@@ -40,6 +46,43 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_matches(tmp_path):
     for out in (cut, full):  # the rerun of the same command, and an uninterrupted run (in-process)
         assert train_in_process("--output_dir", out, *args)
     assert same_losses(losses(cut), losses(full))
+
+
+@pytest.mark.slow
+def test_sigterm_with_save_strategy_no_stops_without_a_checkpoint(tmp_path):
+    """A run that saves nothing (a benchmark, bench/gpu_mfu.sh) is not made to write ~25 GB
+    when a `timeout` or the scheduler stops it."""
+    out = tmp_path / "out"
+    proc = start_script("--output_dir", out, "--max_steps", "200", "--logging_steps", "1",
+                        "--save_strategy", "no", "--eval_strategy", "no")
+    for line in proc.stdout:
+        if "'loss'" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    log = proc.stdout.read()
+    assert proc.wait(timeout=120) == 143
+    assert "on SIGTERM; no checkpoint (--save_strategy no)" in log
+    assert not list(out.glob("checkpoint-*"))
+
+
+@pytest.mark.slow
+def test_sigterm_to_every_process_with_loader_workers_still_saves(tmp_path):
+    """The scheduler's SIGTERM also reaches the data-loader workers: they must not die and turn
+    the rank's orderly stop into a crash (`DataLoader worker ... exited unexpectedly`)."""
+    out = tmp_path / "out"
+    stepd = [sys.executable, str(ROOT / "tests" / "stepd.py"), sys.executable, "-u"]
+    proc = start_script("--output_dir", out, "--max_steps", "200", "--logging_steps", "1",
+                        "--dataloader_num_workers", "2", "--eval_strategy", "no", launcher=stepd)
+    for line in proc.stdout:
+        if "'loss'" in line:
+            break
+    proc.send_signal(signal.SIGTERM)  # stepd passes it to the rank and both workers
+    log = proc.stdout.read()
+    assert proc.wait(timeout=120) == 143, log[-3000:]
+    assert re.search(r"stepd: SIGTERM to [3-9] processes", log), log[-2000:]
+    assert "exited unexpectedly" not in log
+    checkpoints = list(out.glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and is_complete_checkpoint(checkpoints[0])
 
 
 @pytest.mark.slow
@@ -115,20 +158,39 @@ def test_a_csv_file_is_a_one_line_error(tmp_path, capsys):
     assert capsys.readouterr().err.strip().endswith(expected)
 
 
-@pytest.mark.slow
-def test_unreachable_hub_fails_fast_without_offline_mode(tmp_path):
-    """Most of this run waits on huggingface_hub's retries (1 + 2 + 4 + 8 + 8 s)."""
+def hub_down_run(tmp_path, endpoint: str) -> tuple[float, subprocess.CompletedProcess]:
+    """The script with a Hub name, online mode, an empty cache and the Hub at `endpoint`."""
     env = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0",
-           "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_ETAG_TIMEOUT": "5",
-           "HF_HOME": str(tmp_path / "hf")}  # an empty cache: nothing to fall back on
+           "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf")}  # nothing to fall back on
     start = time.monotonic()
     done = run_script("--config_name", "Qwen/Qwen2.5-1.5B", "--output_dir", tmp_path / "out",
                       env=env)
-    assert time.monotonic() - start < 60
+    return time.monotonic() - start, done
+
+
+def check_one_line(done: subprocess.CompletedProcess) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"did not answer within {HUB_TIMEOUT} s" in done.stderr
     assert "pretrain.py: error: --tokenizer_name" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(
         "pretrain.py: error: --config_name: cannot load 'Qwen/Qwen2.5-1.5B'")
+
+
+@pytest.mark.slow
+def test_a_hub_that_refuses_is_one_line_within_20_seconds(tmp_path):
+    elapsed, done = hub_down_run(tmp_path, "http://127.0.0.1:9")  # nothing listens on port 9
+    check_one_line(done)
+    assert elapsed < 20
+
+
+@pytest.mark.slow
+def test_a_hub_that_never_answers_is_one_line_within_20_seconds(tmp_path):
+    with socket.socket() as server:  # accepts connections (the kernel's backlog), never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        elapsed, done = hub_down_run(tmp_path, f"http://127.0.0.1:{server.getsockname()[1]}")
+    check_one_line(done)
+    assert elapsed < 20  # the interpreter's start and imports, then the probe's HUB_TIMEOUT
 
 
 @pytest.mark.slow

@@ -16,7 +16,12 @@ from llm_pretrain.data import lm_collator, load_corpus, prepare_lm_dataset, spli
 from llm_pretrain.model import build_model, load_tokenizer
 from llm_pretrain.paths import CORPUS_FILE, TINY_CONFIG_DIR, TOKENIZER_DIR
 from llm_pretrain.prepare import build_datasets
-from llm_pretrain.resume import is_complete_checkpoint, last_complete_checkpoint
+from llm_pretrain.resume import (
+    convert_to_universal,
+    is_complete_checkpoint,
+    last_complete_checkpoint,
+    step_size_hint,
+)
 
 ARGS = ["--max_steps", "12", "--per_device_train_batch_size", "8", "--logging_steps", "1",
         "--save_steps", "3", "--save_total_limit", "3", "--eval_strategy", "no",
@@ -161,3 +166,24 @@ def test_streamed_corpus_resumes_exactly(tmp_path):
     assert (cut / "checkpoint-6" / "dataloader_rank0.pt").is_file()  # the stream's position
     report = json.loads((full / "packing_report.json").read_text())
     assert report["streaming"] is True and report["eval"]["documents"] == 100
+
+
+def test_a_step_size_no_micro_batch_makes_names_what_would_work():
+    """4 nodes of 8 GPUs trained 128 sequences per step; 3 nodes cannot split them."""
+    assert step_size_hint(8, 2, 3) == "choose --per_device_train_batch_size 1 or 2 or 4"
+    assert step_size_hint(128, 24, 4) == (
+        "no micro-batch splits 128 sequences over 24 processes: resume on 16 or 32 processes, "
+        "or start a new --output_dir with a global batch 24 processes can make, e.g. 96 or 192 "
+        "sequences at micro-batch 4")
+
+
+def test_a_failed_universal_conversion_shows_the_converters_error(tmp_path):
+    checkpoint = tmp_path / "checkpoint-3"
+    (checkpoint / "global_step3").mkdir(parents=True)  # a ZeRO folder with no files in it
+    (checkpoint / "latest").write_text("global_step3")
+    with pytest.raises(RuntimeError) as failed:
+        convert_to_universal(checkpoint)
+    message = str(failed.value)
+    assert message.startswith("DeepSpeed's universal conversion of checkpoint-3 failed:\n")
+    assert "Error" in message.split("\n", 1)[1], "the converter's stderr, not only its status"
+    assert not (checkpoint / "latest_universal").exists()

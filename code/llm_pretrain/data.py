@@ -12,6 +12,7 @@ Words for sizes of data, each with one meaning:
 
 import json
 import shutil
+import signal
 import zlib
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from datasets import (
     load_from_disk,
 )
 from datasets.fingerprint import Hasher
+from torch.utils.data import get_worker_info
 from transformers import default_data_collator
 
 from llm_pretrain.checks import UsageError, check_utf8, find_bad_record
@@ -91,7 +93,13 @@ def lm_collator(features: list[dict]) -> dict[str, torch.Tensor]:
 
     Not `DataCollatorForLanguageModeling`: it masks every pad token in the labels, and a Qwen
     tokenizer's pad token is its EOS, so the model would never learn where a document ends.
+    In a data-loader worker (`--dataloader_num_workers`), the collator is the course's only code,
+    so it also makes the worker ignore SIGTERM: a scheduler signals every process of the job,
+    and a worker that died of it would crash the rank while it saves (its main process stops
+    on the signal; the workers end when it does).
     """
+    if get_worker_info() is not None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     batch = default_data_collator(features)
     batch["labels"] = batch["input_ids"].clone()
     return batch

@@ -5,7 +5,9 @@ import logging
 from pathlib import Path
 
 import torch
-from huggingface_hub.errors import StrictDataclassError
+from httpx2 import TransportError
+from huggingface_hub import constants, model_info
+from huggingface_hub.errors import HfHubHTTPError, StrictDataclassError
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from llm_pretrain.checks import UsageError
@@ -14,6 +16,8 @@ __all__ = [
     "load_tokenizer",
     "build_model",
     "DTYPES",
+    "HUB_TIMEOUT",
+    "use_cache_if_hub_is_down",
     "load_checked_tokenizer",
     "load_model_and_tokenizer",
 ]
@@ -50,10 +54,34 @@ def build_model(
 # ---- chapters/05_script.ipynb, cell 100 ----
 logger = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+HUB_TIMEOUT = 5  # seconds the Hub (HF_ENDPOINT) has to answer before only the cache is used
+
+
+def use_cache_if_hub_is_down(*names: str | None) -> None:
+    """If a name is not a local folder and the Hub does not answer within `HUB_TIMEOUT`, use only
+    the local cache from now on: huggingface_hub would retry for half a minute to minutes."""
+    remote = [name for name in names if name and not Path(name).exists()]
+    if not remote or constants.HF_HUB_OFFLINE:
+        return
+    try:
+        model_info(remote[0], timeout=HUB_TIMEOUT)
+    except HfHubHTTPError:
+        return  # the Hub answered; a wrong or gated name is reported by the loader
+    except TransportError as err:  # refused, unreachable, or connected but silent
+        logger.warning(
+            "the Hub at %s did not answer within %d s (%s): using the local cache only",
+            constants.ENDPOINT,
+            HUB_TIMEOUT,
+            type(err).__name__,
+        )
+        constants.HF_HUB_OFFLINE = True
 
 
 def load_checked_tokenizer(model_args):
     """The tokenizer named by the arguments; a name that does not load is a UsageError."""
+    use_cache_if_hub_is_down(
+        model_args.tokenizer_name, model_args.config_name, model_args.model_name_or_path
+    )
     try:
         return load_tokenizer(
             model_args.tokenizer_name, trust_remote_code=model_args.trust_remote_code

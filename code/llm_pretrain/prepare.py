@@ -193,16 +193,16 @@ PREPROCESSING_TIMEOUT = timedelta(hours=24)  # how long ranks wait for the data,
 
 
 @contextmanager
-def preprocessing_first(training_args):
-    """`main_process_first` for data preparation: each node's first process prepares the data
-    (and fills the cache) while the others wait on a gloo group whose timeout is
-    `PREPROCESSING_TIMEOUT`, so a first tokenization longer than `--ddp_timeout` does not kill
-    the job."""
+def preprocessing_first(training_args, local: bool = True):
+    """`main_process_first` for slow one-time work: each node's first process (with `local`;
+    else rank 0 alone) prepares the data and fills the cache, or converts a checkpoint, while
+    the others wait on a gloo group whose timeout is `PREPROCESSING_TIMEOUT`, so work longer
+    than `--ddp_timeout` does not kill the job."""
     if not (dist.is_available() and dist.is_initialized()):
         yield
         return
     group = dist.new_group(backend="gloo", timeout=PREPROCESSING_TIMEOUT)
-    first = training_args.local_process_index == 0
+    first = (training_args.local_process_index if local else training_args.process_index) == 0
     if not first:
         dist.barrier(group=group)
     yield

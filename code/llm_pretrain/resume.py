@@ -17,6 +17,7 @@ import torch.distributed as dist
 from transformers import TrainerCallback
 
 from llm_pretrain.checks import UsageError
+from llm_pretrain.prepare import preprocessing_first
 
 __all__ = [
     "CHECKPOINT_RE",
@@ -30,6 +31,7 @@ __all__ = [
     "check_checkpoint_matches",
     "check_output_dir",
     "saved_world_size",
+    "step_size_hint",
     "keep_step_size",
     "convert_to_universal",
     "resume_settings",
@@ -182,6 +184,26 @@ def saved_world_size(checkpoint: Path) -> int:
     return len(list(checkpoint.glob("rng_state_*.pth"))) or 1
 
 
+def step_size_hint(per_step: int, world_size: int, micro_batch: int) -> str:
+    """How to continue a run of `per_step` sequences per optimizer step on `world_size` ranks."""
+    micro = [m for m in range(1, per_step + 1) if per_step % (world_size * m) == 0]
+    if micro:
+        return f"choose --per_device_train_batch_size {' or '.join(map(str, micro[:3]))}"
+    near = sorted(
+        sorted(
+            (w for w in range(1, 2 * per_step) if per_step % w == 0),
+            key=lambda w: abs(w - world_size),
+        )[:2]
+    )
+    unit = world_size * micro_batch
+    return (
+        f"no micro-batch splits {per_step} sequences over {world_size} processes: resume "
+        f"on {' or '.join(map(str, near))} processes, or start a new --output_dir with a "
+        f"global batch {world_size} processes can make, e.g. {unit} or {2 * unit} sequences "
+        f"at micro-batch {micro_batch}"
+    )
+
+
 def keep_step_size(checkpoint: Path, training_args, block_size: int):
     """`training_args` with the checkpoint's sequences per optimizer step on this world size.
 
@@ -211,8 +233,8 @@ def keep_step_size(checkpoint: Path, training_args, block_size: int):
         raise UsageError(
             f"--output_dir: {checkpoint.name} trained {per_step} sequences per "
             f"optimizer step, which {args.world_size} process(es) x micro-batch "
-            f"{args.per_device_train_batch_size} cannot make; choose a micro-batch "
-            f"that divides it, or start a new --output_dir"
+            f"{args.per_device_train_batch_size} cannot make; "
+            f"{step_size_hint(per_step, args.world_size, args.per_device_train_batch_size)}"
         )
     logger.info(
         "%s was saved by %d process(es), this run has %d: gradient accumulation %d -> %d "
@@ -236,7 +258,7 @@ def convert_to_universal(checkpoint: Path) -> None:
         return
     tag = (checkpoint / "latest").read_text().strip()
     shutil.rmtree(checkpoint / f"{tag}_universal", ignore_errors=True)
-    subprocess.run(
+    done = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -247,9 +269,13 @@ def convert_to_universal(checkpoint: Path) -> None:
             str(checkpoint / f"{tag}_universal"),
             "--inject_missing_state",
         ],
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if done.returncode != 0:  # the converter's own words, not just its exit status
+        raise RuntimeError(
+            f"DeepSpeed's universal conversion of {checkpoint.name} failed:\n{done.stderr[-3000:]}"
+        )
 
 
 def resume_settings(checkpoint: Path, model, data_args, training_args):
@@ -261,7 +287,7 @@ def resume_settings(checkpoint: Path, model, data_args, training_args):
         check_stream_checkpoint(checkpoint, training_args.world_size)
     training_args = keep_step_size(checkpoint, training_args, data_args.block_size)
     if training_args.deepspeed and saved_world_size(checkpoint) != training_args.world_size:
-        with training_args.main_process_first(local=False, desc="universal checkpoint"):
+        with preprocessing_first(training_args, local=False):  # a long timeout, as for data
             convert_to_universal(checkpoint)  # rank 0 converts, the others find it done
         # library internals (transformers 5.24): the Trainer hands this config to DeepSpeed
         training_args.hf_deepspeed_config.config.setdefault("checkpoint", {})["load_universal"] = (
@@ -292,7 +318,8 @@ class StopOnSigterm(TrainerCallback):
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         if flag.item():
-            self.stopped = control.should_save = control.should_training_stop = True
+            self.stopped = control.should_training_stop = True
+            control.should_save = args.save_strategy != "no"  # a run that saves nothing stops
 
     def on_train_end(self, args, state, control, **kwargs):
         signal.signal(signal.SIGTERM, self.previous)
