@@ -1,4 +1,4 @@
-"""code/pretrain.py end to end: python and the DeepSpeed launcher on one CPU machine.
+"""code/pretrain.py end to end: python and pretrain.sh (DeepSpeed ZeRO-2) on one CPU machine.
 
 torchrun, and both launchers across two hosts: tests/test_cluster.py."""
 

@@ -17,7 +17,8 @@ CORPUS = ASSETS / "corpus" / "seq_monkey_sample.jsonl"
 # flags of the launchers and tools that appear on the same command lines
 OTHER_FLAGS = {"--nproc_per_node", "--master_port", "--num_gpus", "--include", "--hostfile",
                "--check", "--local-dir", "--logdir", "--shutdown-timeout",
-               "--no_ssh", "--requeue", "--signal"}  # DeepSpeed's per-node mode, sbatch options
+               "--requeue", "--signal", "--mem", "--exclusive", "--cpus-per-task",  # sbatch
+               "--label", "--kill-on-bad-exit"}  # srun
 
 
 def write(path, data: bytes | str):
@@ -164,7 +165,7 @@ def test_every_documented_flag_is_accepted_by_the_parser():
     parser = ArgumentParser((pretrain.ModelArguments, pretrain.DataTrainingArguments,
                              TrainingArguments))
     known = {opt for action in parser._actions for opt in action.option_strings}
-    used = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9_]+", documented_commands()))
+    used = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9_-]*[a-z0-9]", documented_commands()))
     unknown = sorted(used - known - OTHER_FLAGS)
     assert not unknown, f"documented but not accepted: {unknown}"
     assert {"--config_name", "--model_name_or_path", "--tokenizer_name", "--train_files",

@@ -290,7 +290,7 @@ def packing_explorer(doc_lengths: list[int]) -> widgets.interactive:
     )
 
 
-# ---- chapters/05_script.ipynb, cell 122 ----
+# ---- chapters/05_script.ipynb, cell 123 ----
 LR_SCHEDULES = ["linear", "cosine", "constant_with_warmup", "inverse_sqrt", "polynomial"]
 
 
@@ -328,7 +328,7 @@ def lr_curves(
     }
 
 
-# ---- chapters/05_script.ipynb, cell 123 ----
+# ---- chapters/05_script.ipynb, cell 124 ----
 def plot_lr_curves(curves: dict[str, list[float]]):
     """The schedules side by side."""
     fig, ax = plt.subplots(figsize=(7, 3))

@@ -4,9 +4,9 @@ failure is one line and the exit status is the rank's (2 for bad input, 143 afte
 
 import sys
 
+from torch.distributed import run as torchrun
 from torch.distributed.elastic.multiprocessing import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-from torch.distributed.run import parse_args, run
 
 __all__ = ["main"]
 
@@ -15,7 +15,7 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> None:
     """Run torchrun; end with the first failed rank's status instead of torchrun's traceback."""
     try:
-        run(parse_args(argv))
+        torchrun.run(torchrun.parse_args(argv))
     except ChildFailedError as err:
         rank, failure = err.get_first_failure()
         code = failure.exitcode if failure.exitcode > 0 else 128 - failure.exitcode
