@@ -31,7 +31,7 @@ python="${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo p
 out="${1:-bench/results/gpu-check-$(date -u +%Y%m%dT%H%M%SZ)}"
 if [[ -n "${REHEARSE:-}" ]]; then  # gpu_mfu.sh sees REHEARSE too and takes its tiny defaults
   memory_args=(--config assets/tiny-qwen2 --block 128) gpu=0
-  limits=("${DEPS_S:-300}" "${MFU_S:-1200}" "${MEMORY_S:-180}" "${TRAINER_S:-900}")
+  limits=("${DEPS_S:-300}" "${MFU_S:-1200}" "${MEMORY_S:-300}" "${TRAINER_S:-1200}")
 else
   "$python" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null || {
     echo "gpu_check.sh: error: no CUDA GPU visible to $python (rehearse on a CPU: REHEARSE=1)" >&2

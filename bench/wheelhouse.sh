@@ -71,17 +71,19 @@ if need:
             sys.exit(f"wheelhouse.sh: error: {name}=={pin} is needed and not in {wheelhouse} "
                      "(build it where PyPI is reachable: bash bench/wheelhouse.sh "
                      f"{sys.version_info[0]}.{sys.version_info[1]} [--lean])")
-    start = time.monotonic()
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    "--no-index", "--no-deps", "--no-compile", "--target", str(site), *todo],
-                   check=True)
-    # once, on every core, rather than in each process (PYTHONDONTWRITEBYTECODE may be set)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(site)],
-                   stdout=subprocess.DEVNULL, check=False)
-    print(f"installed {len(todo)} wheels into {site} in {time.monotonic() - start:.0f} s")
+    if todo:
+        start = time.monotonic()
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        "--no-index", "--no-deps", "--no-compile", "--target", str(site), *todo],
+                       check=True)
+        # once, on every core, rather than in each process (PYTHONDONTWRITEBYTECODE may be set)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(site)],
+                       stdout=subprocess.DEVNULL, check=False)
+        print(f"installed {len(todo)} wheels into {site} in {time.monotonic() - start:.0f} s")
 left = unmet([str(site), *sys.path])
 print(f"unmet after: {len(left)}" + (f" ({' '.join(f'{n}=={p}' for n, p, _ in left)})" if left else ""))
-versions = {dist.metadata["Name"].lower(): dist.version for dist in reversed(list(md.distributions(path=[str(site), *sys.path])))}
+versions = {dist.metadata["Name"].lower(): dist.version  # the first on the path wins
+            for dist in reversed(list(md.distributions(path=[str(site), *sys.path])))}
 print("versions: " + ", ".join(f"{n} {versions.get(n)}" for n in ("torch", "transformers", "datasets", "accelerate",
                                                                   "deepspeed", "torchdata", "huggingface_hub", "liger_kernel")))
 sys.exit(1 if any(not optional for _, _, optional in left) else 0)

@@ -1,12 +1,24 @@
-"""The GPU benchmarks on a machine without a GPU: one line and exit 2, or a CPU rehearsal."""
+"""The GPU benchmarks on a machine without a GPU: one line and exit 2, or a CPU rehearsal; and
+the wheelhouse that lets bench/gpu_check.sh run on a GPU box with torch alone."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 from helpers import ROOT
+
+GPU_REQUIREMENTS = ROOT / "bench" / "gpu_requirements.txt"
+LINE = re.compile(r"([A-Za-z0-9_.-]+)==(\S+)\s*(?:#\s*(?:box:\s*(.+)|(optional)))?$")
+
+
+def gpu_requirements() -> list[tuple[str, str, str | None, str | None]]:
+    """(name, pin, box range, "optional") of each requirement line."""
+    return [LINE.match(line.strip()).groups() for line in GPU_REQUIREMENTS.read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
 
 
 @pytest.mark.parametrize("script", ["bench/gpu_mfu.sh", "bench/gpu_check.sh"])
@@ -16,6 +28,48 @@ def test_gpu_benchmarks_refuse_without_cuda_in_one_line(script, tmp_path):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "error: no CUDA GPU visible" in done.stderr
     assert "REHEARSE=1" in done.stderr and not (tmp_path / "results").exists()
+
+
+def test_gpu_requirements_pin_the_course_versions_and_leave_torch_to_the_box():
+    from packaging.specifiers import SpecifierSet
+    from packaging.utils import canonicalize_name
+
+    lines = gpu_requirements()  # every non-comment line parses
+    names = [canonicalize_name(name) for name, *_ in lines]
+    assert len(names) == len(set(names)) and "torch" not in names
+    pins = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    course = {canonicalize_name(n): v for n, v in pins.items()}
+    for name, pin, box, _ in lines:
+        assert course.get(canonicalize_name(name), pin) == pin, f"{name}: not requirements.txt's"
+        assert box is None or pin in SpecifierSet(box), f"{name}: its own wheel must meet its range"
+    # what the scripts import first: the check's own entry points, and the course package's
+    for needed in ("transformers", "datasets", "accelerate", "deepspeed", "torchdata", "pyarrow",
+                   "matplotlib", "ipython", "ipywidgets", "httpx2"):
+        assert needed in names
+
+
+def test_wheelhouse_install_finds_nothing_missing_in_the_course_venv(tmp_path):
+    """The course's interpreter meets every line (the pins are its versions): nothing is
+    installed, and only an optional package (liger-kernel, which needs Triton) may be absent."""
+    site = tmp_path / "site-packages"
+    done = subprocess.run(["bash", "bench/wheelhouse.sh", "--install", str(site)], cwd=ROOT,
+                          env={**os.environ, "PYTHON": sys.executable,
+                               "WHEELHOUSE": str(tmp_path / "no-wheels")},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    unmet = re.search(r"^unmet: (\d+)(?: \((.*)\))?$", done.stdout, re.M)
+    optional = {f"{name}=={pin}" for name, pin, _, opt in gpu_requirements() if opt}
+    assert set((unmet.group(2) or "").split()) <= optional
+    assert "transformers 5.24.0" in done.stdout and not site.exists()
+
+
+def test_wheelhouse_install_wants_a_site_packages_folder(tmp_path):
+    done = subprocess.run(["bash", "bench/wheelhouse.sh", "--install", str(tmp_path / "site")],
+                          cwd=ROOT, env={**os.environ, "PYTHON": sys.executable},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "site-packages" in done.stderr
+    assert not (tmp_path / "site").exists()
 
 
 @pytest.mark.slow
