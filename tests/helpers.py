@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -63,6 +64,19 @@ def start_script(*args, launcher: Sequence[str] = PYTHON, script: Path = SCRIPT,
     return subprocess.Popen(script_command(*args, launcher=launcher, script=script), cwd=cwd,
                             env=course_env(env), stdin=subprocess.DEVNULL, stdout=stdout,
                             stderr=subprocess.STDOUT, text=True)
+
+
+def signal_once_training(proc: subprocess.Popen, send=None) -> str:
+    """Wait for a started run's first logged loss, then SIGTERM it (or call `send()`, which
+    signals what it chooses); return the run's whole log once it has closed its output."""
+    log = []
+    for line in proc.stdout:
+        log.append(line)
+        if "'loss'" in line:
+            break
+    (send or (lambda: proc.send_signal(signal.SIGTERM)))()
+    log.append(proc.stdout.read())
+    return "".join(log)
 
 
 def train_in_process(*argv) -> dict | None:

@@ -29,6 +29,7 @@ from helpers import (
     losses,
     run_script,
     same_losses,
+    signal_once_training,
     start_script,
 )
 from llm_pretrain.resume import is_complete_checkpoint, last_complete_checkpoint, saved_world_size
@@ -247,19 +248,14 @@ def preempt(launch: Launch, args: list, env: dict, only=None) -> tuple[int, str]
     step's (status, log)."""
     launcher, script = launch
     proc = start_script(*args, launcher=[*STEPD, *launcher], script=script, env=env)
-    log = []
-    for line in proc.stdout:  # wait until the ranks train
-        log.append(line)
-        if "'loss'" in line:
-            break
-    if only is None:
-        proc.send_signal(signal.SIGTERM)
-    else:
+
+    def the_tasks():
         for process in psutil.Process(proc.pid).children(recursive=True):
             if only(process.cmdline()):
                 process.send_signal(signal.SIGTERM)
-    log.append(proc.stdout.read())
-    return proc.wait(timeout=TIMEOUT), "".join(log)
+
+    log = signal_once_training(proc, send=the_tasks if only else None)
+    return proc.wait(timeout=TIMEOUT), log
 
 
 def one_stop(log: str, out: Path) -> Path:

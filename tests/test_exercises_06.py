@@ -1,63 +1,14 @@
-"""Chapter 06's exercises check themselves, as tests/test_exercises.py checks chapters 00-05."""
+"""What chapter 06's exercises add to tests/test_exercises.py: their hints and their FLOP count."""
 
 import pytest
 import torch
-from test_exercises import NOT_ANSWERED, one_line, reveals
+from test_exercises import one_line
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from llm_pretrain import exercises
-from llm_pretrain.exercises import EXERCISES, grade
+from llm_pretrain.exercises import grade
 from llm_pretrain.metrics import PEAK_BF16_TFLOPS, flops_per_token
 from llm_pretrain.paths import QWEN_CONFIG_DIR, TINY_CONFIG_DIR
-
-# The reference answers, worked out independently of the checkers.
-REFERENCE = {
-    "06.1": 20.80,  # 1e12 / (16 x 0.40 x 989e12 / 11.376e9) s = 1.797e6 s
-    "06.2": "ACE",
-}
-ALSO_RIGHT = {
-    "06.1": [20.8, 21, 20.3, 1.797e6 / 86_400],  # 20.3: 1.5e9 for the parameter count
-    "06.2": ["eca", "A, C, E", ["E", "C", "A"], "a c e"],
-}
-WRONG = {
-    "06.1": [18.87, 16.94, 8.32, 332.8, 499.3, 1.797e6, 0],  # T=2048, 6N only, MFU 1, 1 GPU, h, s
-    "06.2": ["AC", "AE", "CE", "ACDE", "ABCE", "B", "D", "ABCDE"],
-}
-WRONG_TYPE = {
-    "06.1": ["20.8", [1, 2], True, {"value": 1}, float("nan")],
-    "06.2": [2, 1.0, ["A", 1], "", "AZ"],
-}
-
-
-def test_chapter_06_registers_exactly_its_exercises():
-    assert {key for key in EXERCISES if key.startswith("06.")} == set(REFERENCE)
-
-
-@pytest.mark.parametrize("exercise_id", sorted(REFERENCE))
-def test_reference_answer_passes(exercise_id, capsys):
-    for answer in [REFERENCE[exercise_id], *ALSO_RIGHT[exercise_id]]:
-        assert grade(exercise_id, answer) is True, answer
-        assert one_line(capsys).startswith("✅ 正确"), answer
-
-
-@pytest.mark.parametrize("exercise_id", sorted(REFERENCE))
-def test_wrong_answers_fail_without_revealing(exercise_id, capsys):
-    for answer in WRONG[exercise_id]:
-        assert grade(exercise_id, answer) is False, answer
-        line = one_line(capsys)
-        assert line.startswith("❌ 再想想：") and len(line) > len("❌ 再想想：") + 4, line
-        assert not reveals(line, REFERENCE[exercise_id]), line
-
-
-@pytest.mark.parametrize("exercise_id", sorted(REFERENCE))
-def test_no_answer_and_wrong_types(exercise_id, capsys):
-    assert grade(exercise_id, None) is False
-    assert one_line(capsys) == NOT_ANSWERED
-    for answer in WRONG_TYPE[exercise_id]:
-        assert grade(exercise_id, answer) is False, answer
-        line = one_line(capsys)
-        assert line.startswith("❌ 再想想："), line
-        assert not reveals(line, REFERENCE[exercise_id]), line
 
 
 def test_traps_name_the_mistake(capsys):

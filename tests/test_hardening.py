@@ -4,7 +4,6 @@ import json
 import logging
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +12,16 @@ import time
 import pytest
 
 import pretrain
-from helpers import ASSETS, ROOT, losses, run_script, same_losses, start_script, train_in_process
+from helpers import (
+    ASSETS,
+    ROOT,
+    losses,
+    run_script,
+    same_losses,
+    signal_once_training,
+    start_script,
+    train_in_process,
+)
 from llm_pretrain.checks import expand_train_files
 from llm_pretrain.data import keep_text_records, load_corpus
 from llm_pretrain.model import HUB_TIMEOUT
@@ -32,11 +40,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_matches(tmp_path):
             "--save_steps", "1000", "--eval_strategy", "no", "--warmup_steps", "2"]
     full, cut = tmp_path / "full", tmp_path / "cut"
     proc = start_script("--output_dir", cut, *args)
-    for line in proc.stdout:  # wait until training has really started
-        if "'loss'" in line:
-            break
-    proc.send_signal(signal.SIGTERM)
-    log = proc.stdout.read()
+    log = signal_once_training(proc)
     assert proc.wait(timeout=120) == 143
     assert "stopped at step" in log
     checkpoints = list(cut.glob("checkpoint-*"))
@@ -55,11 +59,7 @@ def test_sigterm_with_save_strategy_no_stops_without_a_checkpoint(tmp_path):
     out = tmp_path / "out"
     proc = start_script("--output_dir", out, "--max_steps", "200", "--logging_steps", "1",
                         "--save_strategy", "no", "--eval_strategy", "no")
-    for line in proc.stdout:
-        if "'loss'" in line:
-            break
-    proc.send_signal(signal.SIGTERM)
-    log = proc.stdout.read()
+    log = signal_once_training(proc)
     assert proc.wait(timeout=120) == 143
     assert "on SIGTERM; no checkpoint (--save_strategy no)" in log
     assert not list(out.glob("checkpoint-*"))
@@ -73,11 +73,7 @@ def test_sigterm_to_every_process_with_loader_workers_still_saves(tmp_path):
     stepd = [sys.executable, str(ROOT / "tests" / "stepd.py"), sys.executable, "-u"]
     proc = start_script("--output_dir", out, "--max_steps", "200", "--logging_steps", "1",
                         "--dataloader_num_workers", "2", "--eval_strategy", "no", launcher=stepd)
-    for line in proc.stdout:
-        if "'loss'" in line:
-            break
-    proc.send_signal(signal.SIGTERM)  # stepd passes it to the rank and both workers
-    log = proc.stdout.read()
+    log = signal_once_training(proc)
     assert proc.wait(timeout=120) == 143, log[-3000:]
     assert re.search(r"stepd: SIGTERM to [3-9] processes", log), log[-2000:]
     assert "exited unexpectedly" not in log
