@@ -5,6 +5,7 @@ torchrun, and both launchers across two hosts: tests/test_cluster.py."""
 import json
 
 import pytest
+import torch
 
 from helpers import LAUNCHER, ROOT, SHORT, check_outputs, run_script
 
@@ -61,7 +62,12 @@ def test_deepspeed_launcher_two_cpu_processes_from_another_directory(tmp_path):
     assert done.returncode == 0, log[-3000:]
     check_outputs(out, log, world_size=2)
     assert (out / "checkpoint-8" / "global_step8").is_dir(), "a DeepSpeed (ZeRO) checkpoint"
-    assert "ds_config_zero2.json" in log
+    # the course's ds_config_zero2.json, found from pretrain.sh's own folder, not the cwd's
+    saved = torch.load(out / "checkpoint-8" / "global_step8" / "mp_rank_00_model_states.pt",
+                       weights_only=False)["ds_config"]
+    ours = json.loads((ROOT / "ds_config_zero2.json").read_text())
+    for key in ("zero_optimization", "data_types"):
+        assert saved[key] == ours[key], key
     # accelerate warns when it has to choose the threads itself (2 per process on 2 cores: too many)
     assert "OMP_NUM_THREADS/MKL_NUM_THREADS unset" not in log
 
