@@ -98,8 +98,8 @@ def lm_collator(features: list[dict]) -> dict[str, torch.Tensor]:
     and a worker that died of it would crash the rank while it saves (its main process stops
     on the signal; the workers end when it does).
     """
-    if get_worker_info() is not None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if get_worker_info() is not None and signal.getsignal(signal.SIGTERM) != signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once per worker
     batch = default_data_collator(features)
     batch["labels"] = batch["input_ids"].clone()
     return batch

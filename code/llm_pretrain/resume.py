@@ -189,12 +189,11 @@ def step_size_hint(per_step: int, world_size: int, micro_batch: int) -> str:
     micro = [m for m in range(1, per_step + 1) if per_step % (world_size * m) == 0]
     if micro:
         return f"choose --per_device_train_batch_size {' or '.join(map(str, micro[:3]))}"
-    near = sorted(
-        sorted(
-            (w for w in range(1, 2 * per_step) if per_step % w == 0),
-            key=lambda w: abs(w - world_size),
-        )[:2]
-    )
+    divisors = [w for w in range(1, per_step + 1) if per_step % w == 0]
+    near = [
+        max(w for w in divisors if w < world_size),  # 1 divides anything
+        *[w for w in divisors if w > world_size][:1],
+    ]
     unit = world_size * micro_batch
     return (
         f"no micro-batch splits {per_step} sequences over {world_size} processes: resume "
